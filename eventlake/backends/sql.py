@@ -1,0 +1,360 @@
+"""The state port written once in SQL, for every engine that speaks it.
+
+SQLite and PostgreSQL differ only in placeholders, column types, row locking and how a
+transaction starts; those differences live in a small :class:`Dialect`, and the engine
+modules (``sqlite.py``, ``postgres.py``) only open connections and begin transactions.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..errors import TransactionConflict
+from .base import LogRow, QueueRow, StateBackend, Txn
+
+T = TypeVar("T")
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS el_items (
+        tbl TEXT NOT NULL, pk {blob} NOT NULL, sk {blob} NOT NULL, data {blob} NOT NULL,
+        PRIMARY KEY (tbl, pk, sk)) {without_rowid}""",
+    """CREATE TABLE IF NOT EXISTS el_log (
+        stream TEXT NOT NULL, shard {int} NOT NULL, seq {int} NOT NULL, pkey TEXT NOT NULL,
+        data {blob} NOT NULL, ts {real} NOT NULL, PRIMARY KEY (stream, shard, seq))""",
+    "CREATE INDEX IF NOT EXISTS el_log_ts ON el_log (stream, shard, ts)",
+    """CREATE TABLE IF NOT EXISTS el_kv (
+        ns TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (ns, k)) {without_rowid}""",
+    """CREATE TABLE IF NOT EXISTS el_counters (
+        name TEXT PRIMARY KEY, value {int} NOT NULL) {without_rowid}""",
+    """CREATE TABLE IF NOT EXISTS el_queue (
+        queue TEXT NOT NULL, id TEXT NOT NULL, seq {int} NOT NULL, body {blob} NOT NULL,
+        attrs TEXT, sent {real} NOT NULL, visible {real} NOT NULL,
+        receives {int} NOT NULL DEFAULT 0, first_receive {real}, receipt TEXT, grp TEXT,
+        dedup TEXT, PRIMARY KEY (queue, id))""",
+    "CREATE INDEX IF NOT EXISTS el_queue_visible ON el_queue (queue, visible, seq)",
+    "CREATE INDEX IF NOT EXISTS el_queue_seq ON el_queue (queue, seq)",
+]
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    placeholder: str  # "?" or "%s"
+    blob: str
+    int: str
+    real: str
+    without_rowid: str
+    for_update: str  # appended to SELECTs that lock rows ("" where the engine locks the db)
+    skip_locked: str
+
+    def ddl(self) -> list[str]:
+        return [
+            s.format(blob=self.blob, int=self.int, real=self.real, without_rowid=self.without_rowid)
+            for s in SCHEMA
+        ]
+
+
+_QCOLS = "id, seq, body, attrs, sent, visible, receives, first_receive, receipt, grp, dedup"
+
+_active: contextvars.ContextVar[dict[int, SqlTxn] | None] = contextvars.ContextVar(
+    "eventlake_active_txn", default=None
+)
+
+
+class SqlTxn(Txn):
+    """Port primitives over a DB-API cursor."""
+
+    def __init__(self, cur: Any, dialect: Dialect, locker: Callable[[str], None]) -> None:
+        self.cur = cur
+        self.d = dialect
+        self._locker = locker
+        self._sql_cache: dict[str, str] = {}
+
+    def _q(self, sql: str) -> str:
+        if self.d.placeholder == "?":
+            return sql
+        out = self._sql_cache.get(sql)
+        if out is None:
+            out = self._sql_cache[sql] = sql.replace("?", self.d.placeholder)
+        return out
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.cur.execute(self._q(sql), params)
+        return self.cur.fetchall()
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.cur.execute(self._q(sql), params)
+        return self.cur.fetchone()
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.cur.execute(self._q(sql), params)
+        return self.cur.rowcount
+
+    # -- items
+    def item_get(self, table: str, pk: bytes, sk: bytes, *, lock: bool = False) -> bytes | None:
+        row = self._one(
+            "SELECT data FROM el_items WHERE tbl = ? AND pk = ? AND sk = ?"
+            + (self.d.for_update if lock else ""),
+            (table, pk, sk),
+        )
+        return bytes(row[0]) if row else None
+
+    def item_put(self, table: str, pk: bytes, sk: bytes, data: bytes) -> None:
+        self._exec(
+            "INSERT INTO el_items (tbl, pk, sk, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tbl, pk, sk) DO UPDATE SET data = excluded.data",
+            (table, pk, sk, data),
+        )
+
+    def item_delete(self, table: str, pk: bytes, sk: bytes) -> None:
+        self._exec("DELETE FROM el_items WHERE tbl = ? AND pk = ? AND sk = ?", (table, pk, sk))
+
+    def item_range(
+        self, table: str, pk: bytes, *, after: bytes | None, forward: bool, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        order = "ASC" if forward else "DESC"
+        if after is None:
+            rows = self._all(
+                f"SELECT sk, data FROM el_items WHERE tbl = ? AND pk = ? ORDER BY sk {order} "
+                "LIMIT ?",
+                (table, pk, limit),
+            )
+        else:
+            op = ">" if forward else "<"
+            rows = self._all(
+                f"SELECT sk, data FROM el_items WHERE tbl = ? AND pk = ? AND sk {op} ? "
+                f"ORDER BY sk {order} LIMIT ?",
+                (table, pk, after, limit),
+            )
+        return [(bytes(a), bytes(b)) for a, b in rows]
+
+    def item_scan(
+        self, table: str, *, after: tuple[bytes, bytes] | None, limit: int
+    ) -> list[tuple[bytes, bytes, bytes]]:
+        if after is None:
+            rows = self._all(
+                "SELECT pk, sk, data FROM el_items WHERE tbl = ? ORDER BY pk, sk LIMIT ?",
+                (table, limit),
+            )
+        else:
+            rows = self._all(
+                "SELECT pk, sk, data FROM el_items WHERE tbl = ? AND "
+                "(pk > ? OR (pk = ? AND sk > ?)) ORDER BY pk, sk LIMIT ?",
+                (table, after[0], after[0], after[1], limit),
+            )
+        return [(bytes(a), bytes(b), bytes(c)) for a, b, c in rows]
+
+    def item_drop_table(self, table: str) -> None:
+        self._exec("DELETE FROM el_items WHERE tbl = ?", (table,))
+
+    # -- log
+    def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
+        first = self.counter_next(f"log:{stream}:{shard}", len(rows))
+        self.cur.executemany(
+            self._q(
+                "INSERT INTO el_log (stream, shard, seq, pkey, data, ts) VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            [(stream, shard, first + i, pk, data, ts) for i, (pk, data, ts) in enumerate(rows)],
+        )
+        return first
+
+    def log_read(self, stream: str, shard: int, after: int, limit: int) -> list[LogRow]:
+        rows = self._all(
+            "SELECT seq, pkey, data, ts FROM el_log WHERE stream = ? AND shard = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (stream, shard, after, limit),
+        )
+        return [LogRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+    def log_last_seq(self, stream: str, shard: int) -> int:
+        row = self._one("SELECT value FROM el_counters WHERE name = ?", (f"log:{stream}:{shard}",))
+        return int(row[0]) - 1 if row else 0
+
+    def log_first_seq_at(self, stream: str, shard: int, ts: float) -> int | None:
+        row = self._one(
+            "SELECT min(seq) FROM el_log WHERE stream = ? AND shard = ? AND ts >= ?",
+            (stream, shard, ts),
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
+    def log_trim(self, stream: str, before_ts: float) -> int:
+        return self._exec("DELETE FROM el_log WHERE stream = ? AND ts < ?", (stream, before_ts))
+
+    # -- kv
+    def kv_get(self, ns: str, key: str, *, lock: bool = False) -> str | None:
+        row = self._one(
+            "SELECT v FROM el_kv WHERE ns = ? AND k = ?" + (self.d.for_update if lock else ""),
+            (ns, key),
+        )
+        return row[0] if row else None
+
+    def kv_put(self, ns: str, key: str, value: str) -> None:
+        self._exec(
+            "INSERT INTO el_kv (ns, k, v) VALUES (?, ?, ?) "
+            "ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v",
+            (ns, key, value),
+        )
+
+    def kv_insert(self, ns: str, key: str, value: str) -> bool:
+        return (
+            self._exec(
+                "INSERT INTO el_kv (ns, k, v) VALUES (?, ?, ?) ON CONFLICT (ns, k) DO NOTHING",
+                (ns, key, value),
+            )
+            == 1
+        )
+
+    def kv_delete(self, ns: str, key: str) -> None:
+        self._exec("DELETE FROM el_kv WHERE ns = ? AND k = ?", (ns, key))
+
+    def kv_list(self, ns: str, prefix: str = "") -> list[tuple[str, str]]:
+        if not prefix:
+            return [tuple(r) for r in self._all("SELECT k, v FROM el_kv WHERE ns = ? ORDER BY k", (ns,))]
+        # Range instead of LIKE: no escaping of % and _ in user-chosen names.
+        return [
+            tuple(r)
+            for r in self._all(
+                "SELECT k, v FROM el_kv WHERE ns = ? AND k >= ? AND k < ? ORDER BY k",
+                (ns, prefix, prefix + "\U0010ffff"),
+            )
+        ]
+
+    # -- queue
+    def q_insert(self, queue: str, rows: Iterable[QueueRow]) -> None:
+        self.cur.executemany(
+            self._q(
+                f"INSERT INTO el_queue (queue, {_QCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [
+                (queue, r.id, r.seq, r.body, r.attrs, r.sent, r.visible, r.receives,
+                 r.first_receive, r.receipt, r.grp, r.dedup)
+                for r in rows
+            ],
+        )
+
+    @staticmethod
+    def _qrow(r: Any) -> QueueRow:
+        return QueueRow(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+
+    def q_scan_visible(
+        self, queue: str, now: float, after_seq: int, limit: int, *, lock: bool = True
+    ) -> list[QueueRow]:
+        suffix = (self.d.for_update + self.d.skip_locked) if lock else ""
+        rows = self._all(
+            f"SELECT {_QCOLS} FROM el_queue WHERE queue = ? AND visible <= ? AND seq > ? "
+            f"ORDER BY seq LIMIT ?{suffix}",
+            (queue, now, after_seq, limit),
+        )
+        return [self._qrow(r) for r in rows]
+
+    def q_inflight_groups(self, queue: str, now: float) -> set[str]:
+        rows = self._all(
+            "SELECT DISTINCT grp FROM el_queue WHERE queue = ? AND visible > ? AND receives > 0",
+            (queue, now),
+        )
+        return {r[0] for r in rows if r[0] is not None}
+
+    def q_get(self, queue: str, msg_id: str, *, lock: bool = False) -> QueueRow | None:
+        row = self._one(
+            f"SELECT {_QCOLS} FROM el_queue WHERE queue = ? AND id = ?"
+            + (self.d.for_update if lock else ""),
+            (queue, msg_id),
+        )
+        return self._qrow(row) if row else None
+
+    def q_update(
+        self, queue: str, msg_id: str, *, visible: float, receives: int,
+        first_receive: float | None, receipt: str | None,
+    ) -> None:
+        self._exec(
+            "UPDATE el_queue SET visible = ?, receives = ?, first_receive = ?, receipt = ? "
+            "WHERE queue = ? AND id = ?",
+            (visible, receives, first_receive, receipt, queue, msg_id),
+        )
+
+    def q_delete(self, queue: str, msg_ids: Sequence[str]) -> int:
+        n = 0
+        for mid in msg_ids:
+            n += self._exec("DELETE FROM el_queue WHERE queue = ? AND id = ?", (queue, mid))
+        return n
+
+    def q_purge(self, queue: str) -> int:
+        return self._exec("DELETE FROM el_queue WHERE queue = ?", (queue,))
+
+    def q_stats(self, queue: str, now: float) -> tuple[int, int, int]:
+        row = self._one(
+            "SELECT "
+            "COALESCE(SUM(CASE WHEN visible <= ? THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN visible > ? AND receives > 0 THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN visible > ? AND receives = 0 THEN 1 ELSE 0 END), 0) "
+            "FROM el_queue WHERE queue = ?",
+            (now, now, now, queue),
+        )
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def q_next_visible(self, queue: str) -> float | None:
+        row = self._one("SELECT min(visible) FROM el_queue WHERE queue = ?", (queue,))
+        return float(row[0]) if row and row[0] is not None else None
+
+    # -- misc
+    def counter_next(self, name: str, n: int = 1) -> int:
+        row = self._one(
+            "INSERT INTO el_counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = el_counters.value + ? RETURNING value",
+            (name, n + 1, n),
+        )
+        return int(row[0]) - n
+
+    def lock(self, name: str) -> None:
+        self._locker(name)
+
+
+class SqlBackend(StateBackend):
+    """Transaction running, joining and retrying, shared by the SQL engines."""
+
+    dialect: Dialect
+    max_attempts = 30
+
+    def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:  # pragma: no cover
+        raise NotImplementedError
+
+    def _is_conflict(self, exc: BaseException) -> bool:  # pragma: no cover
+        return False
+
+    def in_transaction(self) -> bool:
+        active = _active.get()
+        return bool(active) and id(self) in active
+
+    def transaction(self, fn: Callable[[Txn], T], *, readonly: bool = False) -> T:
+        active = _active.get()
+        if active and id(self) in active:
+            return fn(active[id(self)])
+        delay = 0.002
+        for attempt in range(self.max_attempts):
+            try:
+                return self._run_once(fn, readonly)
+            except Exception as e:
+                if not self._is_conflict(e) or attempt == self.max_attempts - 1:
+                    if self._is_conflict(e):
+                        raise TransactionConflict(
+                            f"{self.url}: transaction still conflicting after "
+                            f"{self.max_attempts} attempts: {e}"
+                        ) from e
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.2)
+        raise AssertionError("unreachable")
+
+    def _enter(self, txn: SqlTxn) -> contextvars.Token[dict[int, SqlTxn] | None]:
+        active = dict(_active.get() or {})
+        active[id(self)] = txn
+        return _active.set(active)
+
+    @staticmethod
+    def _exit(token: contextvars.Token[dict[int, SqlTxn] | None]) -> None:
+        _active.reset(token)

@@ -1,0 +1,70 @@
+"""Settings: ``eventlake.toml``, then ``EVENTLAKE_*`` environment variables, then keyword arguments.
+
+Backends are named by URL so that application code never changes between the embedded
+default and real engines. Unknown keys are errors, not silently ignored, because a typo in
+a production setting (``stat_url``) would otherwise run the app on the wrong backend.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class Settings:
+    state_url: str = "sqlite:///.eventlake/state.db"
+    lake_url: str = "file://./lake"
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    # Retry backoff for failed stream batches and async invocations, in seconds: base and cap.
+    retry_backoff_s: float = 0.2
+    retry_backoff_max_s: float = 10.0
+    # Leases that let several worker processes share shards and schedules.
+    lease_ttl_s: float = 10.0
+    # How often an idle poller looks for new work when no in-process signal wakes it.
+    poll_interval_s: float = 0.02
+    log_format: str = "text"  # "text" (Lambda's classic lines) or "json" (Lambda's JSON format)
+    log_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        toml_path = Path(path) if path else Path("eventlake.toml")
+        if toml_path.exists():
+            try:
+                doc = tomllib.loads(toml_path.read_text())
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{toml_path}: invalid TOML: {e}") from e
+            values.update(doc.get("eventlake", doc))
+        elif path:
+            raise ConfigError(f"configuration file {toml_path} does not exist")
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        for name in known:
+            env = os.environ.get(f"EVENTLAKE_{name.upper()}")
+            if env is not None:
+                values[name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(known)}"
+            )
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            default = getattr(cls, name, None)
+            if isinstance(default, float) and not isinstance(value, float):
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"setting {name} must be a number, got {value!r}") from None
+            out[name] = value
+        if out.get("log_format", "text") not in ("text", "json"):
+            raise ConfigError(f"setting log_format must be 'text' or 'json', got {out['log_format']!r}")
+        return cls(**out)
