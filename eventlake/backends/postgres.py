@@ -63,19 +63,18 @@ class PostgresBackend(SqlBackend):
     def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:
         if os.getpid() != self._pid:
             self.reset_after_fork()
-        with self._pool.connection() as conn:
-            with conn.transaction():
-                cur = conn.cursor()
+        with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
 
-                def advisory(name: str) -> None:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
+            def advisory(name: str) -> None:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(name.encode()),))
 
-                txn = SqlTxn(cur, DIALECT, advisory)
-                token = self._enter(txn)
-                try:
-                    return fn(txn)
-                finally:
-                    self._exit(token)
+            txn = SqlTxn(cur, DIALECT, advisory)
+            token = self._enter(txn)
+            try:
+                return fn(txn)
+            finally:
+                self._exit(token)
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, self._conflicts)

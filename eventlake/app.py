@@ -1,0 +1,346 @@
+"""The App: declares resources, wires handlers to triggers, and runs them.
+
+The App only assembles: resources get an :class:`Env` (backends, settings, clock), the
+runtime gets the registrations. Nothing here knows which engine is underneath.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+from .backends import StateBackend, open_state_backend
+from .backends.objects import ObjectStore, open_object_store
+from .config import Settings
+from .errors import ValidationError
+from .resources.env import Clock, Env
+from .resources.lake import Lake
+from .resources.queue import Queue
+from .resources.stream import Stream
+from .runtime.functions import Function
+from .runtime.mappings import QueueMapping, StreamMapping
+from .runtime.runner import DrainReport, Runtime, run_workers
+
+if TYPE_CHECKING:
+    from .resources.table import Action, Table
+
+_FUNCTION_OPTIONS = ("name", "timeout_s", "memory_mb", "reserved_concurrency", "atomic")
+Handler = Callable[[Any, Any], Any]
+
+
+def _split(kind: str, options: dict[str, Any], mapping_cls: type | None,
+           extra: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    mapping_names = {f.name for f in fields(mapping_cls)} if mapping_cls else set()
+    allowed = set(_FUNCTION_OPTIONS) | mapping_names | set(extra)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"{kind}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(allowed))}"
+        )
+    fn_opts = {k: v for k, v in options.items() if k in _FUNCTION_OPTIONS}
+    map_opts = {k: v for k, v in options.items() if k in mapping_names}
+    return fn_opts, map_opts
+
+
+@dataclass
+class _StreamRegistration:
+    fn: Function
+    mapping: StreamMapping
+    source: Any
+
+    def build(self, rt: Runtime) -> None:
+        from .runtime.pollers import StreamPoller
+
+        for shard in range(self.source.shards):
+            for slot in range(self.mapping.parallelization_factor):
+                rt.stream_pollers.append(StreamPoller(rt, self.fn, self.mapping, self.source, shard, slot))
+
+
+@dataclass
+class _QueueRegistration:
+    fn: Function
+    mapping: QueueMapping
+    queue: Queue
+
+    def build(self, rt: Runtime) -> None:
+        from .runtime.pollers import QueuePoller
+
+        for i in range(min(self.mapping.maximum_concurrency or 2, 16)):
+            rt.queue_pollers.append(QueuePoller(rt, self.fn, self.mapping, self.queue, i))
+
+
+@dataclass
+class _ScheduleRegistration:
+    fn: Function
+    expression: str
+    mapping: StreamMapping
+
+    def build(self, rt: Runtime) -> None:
+        from .runtime.pollers import StreamPoller
+        from .runtime.scheduler import Ticker
+        from .runtime.sources import ScheduleSource
+
+        src = ScheduleSource(self.fn.name, self.expression)
+        rt.tickers.append(Ticker(rt.env, self.fn.name, self.expression, src.log))
+        rt.stream_pollers.append(StreamPoller(rt, self.fn, self.mapping, src, 0, 0))
+
+
+class App:
+    """An event-driven application: ``App("name")``, declare resources, decorate handlers."""
+
+    def __init__(
+        self, name: str = "app", *, config: str | None = None,
+        state_url: str | StateBackend | None = None, lake_url: str | ObjectStore | None = None,
+        clock: Clock | None = None, **settings: Any,
+    ) -> None:
+        state_obj = state_url if isinstance(state_url, StateBackend) else None
+        lake_obj = lake_url if isinstance(lake_url, ObjectStore) else None
+        self.settings = Settings.load(
+            config,
+            state_url=None if state_obj else state_url,
+            lake_url=None if lake_obj else lake_url,
+            **settings,
+        )
+        self.name = name
+        state = state_obj or open_state_backend(self.settings.state_url)
+        self.env = Env(name, state, self.settings, clock=clock or Clock())
+        self._lake_obj = lake_obj
+        self._lake: Lake | None = None
+        self._streams: dict[str, Stream] = {}
+        self._tables: dict[str, Table] = {}
+        self._queues: dict[str, Queue] = {}
+        self._functions: dict[str, Function] = {}
+        self._registrations: list[Any] = []
+        self._runtime: Runtime | None = None
+        self._built_for = -1
+        self._lock = threading.Lock()
+
+    # -- resources
+    def stream(self, name: str, *, shards: int = 1, retention_hours: float = 24) -> Stream:
+        s = self._streams.get(name)
+        if s is not None:
+            if (s.shards, s.retention_hours) != (shards, retention_hours):
+                raise ValidationError(f"stream {name!r} is already declared with other settings")
+            return s
+        s = self._streams[name] = Stream(self.env, name, shards=shards, retention_hours=retention_hours)
+        return s
+
+    def table(self, name: str, *, key: str | tuple[str, str], sort_key: str | tuple[str, str] | None = None,
+              stream: str | None = None, stream_shards: int = 1) -> Table:
+        from .resources.table import Table
+
+        t = self._tables.get(name)
+        if t is not None:
+            return t
+        t = self._tables[name] = Table(self.env, name, key=key, sort_key=sort_key, stream=stream,
+                                       stream_shards=stream_shards)
+        return t
+
+    def queue(self, name: str, **options: Any) -> Queue:
+        q = self._queues.get(name)
+        if q is not None:
+            return q
+        fifo = options.pop("fifo", name.endswith(".fifo"))
+        try:
+            q = Queue(self.env, name, fifo=fifo, **options)
+        except TypeError as e:
+            raise ValidationError(f"queue {name!r}: {e}") from None
+        self._queues[name] = q
+        return q
+
+    @property
+    def lake(self) -> Lake:
+        if self._lake is None:
+            store = self._lake_obj or open_object_store(self.settings.lake_url)
+            self.env.lake = store
+            self._lake = Lake(self.env, store)
+        return self._lake
+
+    def transact(self, actions: Sequence[Action], *, token: str | None = None) -> None:
+        """TransactWriteItems over any of this app's tables (build actions with ``tx_*``)."""
+        from .resources.table import transact
+
+        transact(self.env, actions, token)
+
+    # -- functions
+    def _function(self, handler: Handler, fn_opts: dict[str, Any]) -> Function:
+        if not callable(handler):
+            raise ValidationError(f"a handler must be callable, got {handler!r}")
+        try:
+            params = inspect.signature(handler).parameters
+        except (TypeError, ValueError):
+            params = None
+        if params is not None and len(params) < 2 and not any(
+            p.kind == p.VAR_POSITIONAL for p in params.values()
+        ):
+            raise ValidationError(
+                f"handler {getattr(handler, '__name__', handler)!r} must take (event, context)"
+            )
+        name = fn_opts.pop("name", None) or handler.__name__
+        if name in self._functions:
+            raise ValidationError(f"a function named {name!r} is already registered; pass name=...")
+        fn = Function(name=name, handler=handler, **fn_opts)
+        self._functions[name] = fn
+        return fn
+
+    def _stream_trigger(self, kind: str, source: Any, options: dict[str, Any]) -> Callable[[Handler], Handler]:
+        fn_opts, map_opts = _split(kind, options, StreamMapping)
+        mapping = StreamMapping(**map_opts)
+
+        def deco(handler: Handler) -> Handler:
+            fn = self._function(handler, dict(fn_opts))
+            mapping.validate(fn.name)
+            self._registrations.append(_StreamRegistration(fn, mapping, source))
+            return handler
+
+        return deco
+
+    def on_stream(self, stream: Stream, **options: Any) -> Callable[[Handler], Handler]:
+        """Invoke the handler with Kinesis events from ``stream`` (an event source mapping)."""
+        from .runtime.sources import KinesisSource
+
+        if not isinstance(stream, Stream):
+            raise ValidationError(f"on_stream needs a Stream, got {stream!r}")
+        return self._stream_trigger("on_stream", KinesisSource(stream), options)
+
+    def on_table_stream(self, table: Table, **options: Any) -> Callable[[Handler], Handler]:
+        """Invoke the handler with DynamoDB Streams events from ``table``'s change stream."""
+        from .resources.table import Table
+        from .runtime.sources import TableStreamSource
+
+        if not isinstance(table, Table):
+            raise ValidationError(f"on_table_stream needs a Table, got {table!r}")
+        if table.stream_view is None:
+            raise ValidationError(
+                f"table {table.name!r} has no change stream; declare it with "
+                "stream='new_and_old_images' (or keys_only, new_image, old_image)"
+            )
+        return self._stream_trigger("on_table_stream", TableStreamSource(table), options)
+
+    def on_queue(self, queue: Queue, **options: Any) -> Callable[[Handler], Handler]:
+        """Invoke the handler with SQS events from ``queue``."""
+        if not isinstance(queue, Queue):
+            raise ValidationError(f"on_queue needs a Queue, got {queue!r}")
+        fn_opts, map_opts = _split("on_queue", options, QueueMapping)
+        mapping = QueueMapping(**map_opts)
+
+        def deco(handler: Handler) -> Handler:
+            fn = self._function(handler, dict(fn_opts))
+            mapping.validate(fn.name)
+            self._registrations.append(_QueueRegistration(fn, mapping, queue))
+            return handler
+
+        return deco
+
+    def on_object(self, *, prefix: str = "", suffix: str = "",
+                  events: Sequence[str] = ("ObjectCreated:*",), **options: Any
+                  ) -> Callable[[Handler], Handler]:
+        """Invoke the handler with S3 notifications for lake objects matching prefix/suffix.
+
+        Like S3 → Lambda (an asynchronous invocation): two retries, then the failure
+        destination (``on_failure``, or the function's ``<name>-dlq`` queue).
+        """
+        from .runtime.sources import ObjectSource
+
+        fn_opts, map_opts = _split("on_object", options, None, extra=("on_failure",))
+        for e in events:
+            if not (e.startswith("ObjectCreated:") or e.startswith("ObjectRemoved:")):
+                raise ValidationError(
+                    f"on_object: unknown event {e!r}; use ObjectCreated:* or ObjectRemoved:* (or a "
+                    "specific one such as ObjectCreated:Put)"
+                )
+        mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=map_opts.get("on_failure")
+                                if "on_failure" in map_opts else options.get("on_failure"))
+        fn_opts.pop("on_failure", None)
+        source = ObjectSource(self.lake, prefix, suffix, events)
+
+        def deco(handler: Handler) -> Handler:
+            fn = self._function(handler, dict(fn_opts))
+            mapping.validate(fn.name)
+            self._registrations.append(_StreamRegistration(fn, mapping, source))
+            return handler
+
+        return deco
+
+    def on_schedule(self, expression: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Invoke the handler on an EventBridge schedule: ``rate(5 minutes)``, ``cron(0 12 * * ? *)``."""
+        from .schedule import parse_schedule
+
+        parse_schedule(expression)  # fail at declaration, with the position of the error
+        fn_opts, _ = _split("on_schedule", options, None, extra=("on_failure",))
+        on_failure = fn_opts.pop("on_failure", options.get("on_failure"))
+        mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=on_failure)
+
+        def deco(handler: Handler) -> Handler:
+            fn = self._function(handler, dict(fn_opts))
+            mapping.validate(fn.name)
+            self._registrations.append(_ScheduleRegistration(fn, expression, mapping))
+            return handler
+
+        return deco
+
+    # -- running
+    def runtime(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None or self._built_for != len(self._registrations):
+                if self._runtime is not None:
+                    self._runtime.leases.release_all()
+                self._runtime = Runtime(self)
+                self._built_for = len(self._registrations)
+            return self._runtime
+
+    def drain(self, timeout_s: float = 60.0, *, flush_windows: bool = True) -> DrainReport:
+        """Process until nothing is pending (records, messages, retries); for tests and scripts.
+
+        ``flush_windows`` delivers partial batches at once instead of waiting for
+        ``batching_window_s``; retry backoff and visibility timeouts are still honoured (a
+        :class:`ManualClock` makes them instant).
+        """
+        return self.runtime().drain(timeout_s, flush_windows=flush_windows)
+
+    def run(self, workers: int = 1, *, duration_s: float | None = None,
+            stop: threading.Event | None = None) -> None:
+        """Run until stopped (Ctrl-C / SIGTERM), or for ``duration_s`` seconds."""
+        if not isinstance(workers, int) or workers < 1:
+            raise ValidationError(f"workers must be a positive integer, got {workers!r}")
+        if workers == 1:
+            self.runtime().run(stop or threading.Event(), duration_s=duration_s)
+        else:
+            run_workers(self, workers, duration_s=duration_s, stop=stop)
+
+    def metrics(self) -> dict[str, Any]:
+        return self.runtime().metrics.snapshot()
+
+    @property
+    def functions(self) -> dict[str, Function]:
+        return dict(self._functions)
+
+    def _before_fork(self) -> None:
+        self.env.state.close()
+
+    def _after_fork(self) -> None:
+        from .resources.env import Signals
+
+        self.env.state.reset_after_fork()
+        self.env.signals = Signals()
+        self._runtime = None
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            try:
+                self._runtime.leases.leave()
+            except Exception:
+                pass
+        self.env.state.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, state={self.settings.state_url!r})"

@@ -1,0 +1,114 @@
+"""The command line: a thin layer that loads an app and calls the library.
+
+Library errors become one clean line on stderr and exit code 2 (usage) or 1 (runtime);
+nothing here holds logic a Python user could not reach.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import EventlakeError
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="eventlake: event-driven pipelines with AWS semantics, embedded or at scale.")
+err = Console(stderr=True)
+
+
+def load_app(target: str) -> Any:
+    """``path/to/file.py[:attr]`` or ``package.module[:attr]``; ``attr`` defaults to the App."""
+    from .app import App
+
+    ref, _, attr = target.partition(":")
+    if ref.endswith(".py") or Path(ref).is_file():
+        path = Path(ref)
+        if not path.is_file():
+            raise EventlakeError(f"{ref}: no such file")
+        sys.path.insert(0, str(path.parent.resolve()))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(ref)
+        except ModuleNotFoundError as e:
+            raise EventlakeError(f"cannot import {ref!r}: {e}") from None
+    if attr:
+        obj = getattr(module, attr, None)
+        if not isinstance(obj, App):
+            raise EventlakeError(f"{target}: {attr!r} is not an eventlake App")
+        return obj
+    apps = [v for v in vars(module).values() if isinstance(v, App)]
+    if len(apps) != 1:
+        raise EventlakeError(
+            f"{ref}: found {len(apps)} App objects; name one with {ref}:NAME"
+        )
+    return apps[0]
+
+
+def _fail(e: Exception) -> None:
+    err.print(f"[bold red]error:[/] {e}", highlight=False)
+    raise typer.Exit(1)
+
+
+@cli.command()
+def run(
+    target: Annotated[str, typer.Argument(help="file.py[:app] or package.module[:app]")],
+    workers: Annotated[int, typer.Option(help="worker processes sharing the work via leases")] = 1,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run an app until Ctrl-C (or for --duration seconds)."""
+    logging.basicConfig(level=log_level.upper(), format="%(message)s")
+    try:
+        app = load_app(target)
+        app.run(workers=workers, duration_s=duration)
+    except EventlakeError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+def demo(
+    records: Annotated[int, typer.Option(help="click events to generate")] = 20_000,
+    rate: Annotated[float, typer.Option(help="events per second to produce")] = 4_000.0,
+    live: Annotated[bool, typer.Option(help="show the live view (off: plain progress lines)")] = True,
+    state_url: Annotated[str | None, typer.Option(help="state backend URL")] = None,
+) -> None:
+    """Run the demo pipeline end to end and check that every count is exact."""
+    from .demo import run_demo
+
+    try:
+        ok = run_demo(records=records, rate=rate, live=live and sys.stdout.isatty(),
+                      state_url=state_url)
+    except EventlakeError as e:
+        _fail(e)
+    raise typer.Exit(0 if ok else 1)
+
+
+@cli.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    cli()
+
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""What every resource is handed by the App: backends, settings, a clock and wake-up signals.
+
+Passing this in (instead of resources reaching for globals) keeps resources testable with a
+manual clock and lets several Apps live in one process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from ..backends.base import StateBackend
+    from ..backends.objects import ObjectStore
+    from ..config import Settings
+
+
+class Clock:
+    """Wall-clock time. Tests substitute :class:`ManualClock`."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told to (``advance``), for schedules and expiry tests."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(seconds, 0.0))
+
+
+class Signals:
+    """In-process wake-ups, so a poller in the same process reacts to a put in microseconds.
+
+    Other processes are not woken; they poll at ``poll_interval_s``.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._versions: dict[str, int] = {}
+
+    def notify(self, name: str) -> None:
+        with self._cond:
+            self._versions[name] = self._versions.get(name, 0) + 1
+            self._cond.notify_all()
+
+    def version(self, names: Iterable[str]) -> tuple[int, ...]:
+        with self._cond:
+            return tuple(self._versions.get(n, 0) for n in names)
+
+    def wait(self, names: Iterable[str], seen: tuple[int, ...], timeout: float) -> None:
+        names = tuple(names)
+        with self._cond:
+            self._cond.wait_for(
+                lambda: tuple(self._versions.get(n, 0) for n in names) != seen, timeout
+            )
+
+
+@dataclass
+class Env:
+    app_name: str
+    state: StateBackend
+    settings: Settings
+    lake: ObjectStore | None = None
+    clock: Clock = field(default_factory=Clock)
+    signals: Signals = field(default_factory=Signals)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+def check_name(kind: str, name: str, *, pattern: re.Pattern[str] = _NAME, hint: str = "") -> str:
+    if not isinstance(name, str) or not pattern.match(name):
+        raise ValidationError(
+            f"invalid {kind} name {name!r}: use 1-128 characters from A-Z a-z 0-9 _ . -"
+            + (f" ({hint})" if hint else "")
+        )
+    return name

@@ -1,0 +1,289 @@
+"""Streams with Kinesis semantics over the state port's log.
+
+A record goes to the shard whose hash-key range holds MD5(partition key) as a 128-bit
+integer, exactly as Kinesis assigns them, so a stream with the same shard count spreads
+keys the same way. Sequence numbers increase per shard; they are exposed as zero-padded
+decimal strings (as Kinesis exposes its own) so they compare correctly as text too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ResourceNotFound, SizeLimitExceeded, ValidationError
+from .env import Env, check_name
+
+MAX_RECORD_BYTES = 1024 * 1024  # data + partition key, as Kinesis counts it
+MAX_PUT_RECORDS = 500
+MAX_PUT_RECORDS_BYTES = 5 * 1024 * 1024
+HASH_SPACE = 1 << 128
+SEQ_WIDTH = 21
+
+
+def format_seq(n: int) -> str:
+    return str(n).zfill(SEQ_WIDTH)
+
+
+def parse_seq(s: str) -> int:
+    if not isinstance(s, str) or not s.isdigit():
+        raise ValidationError(f"invalid sequence number {s!r}: expected a decimal string")
+    return int(s)
+
+
+def shard_id(index: int) -> str:
+    return f"shardId-{index:012d}"
+
+
+def shard_index(sid: str) -> int:
+    if not isinstance(sid, str) or not sid.startswith("shardId-") or not sid[8:].isdigit():
+        raise ValidationError(f"invalid shard id {sid!r}: expected shardId-000000000000")
+    return int(sid[8:])
+
+
+def hash_key(partition_key: str) -> int:
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+
+
+def shard_for(partition_key: str, shards: int, explicit_hash_key: str | None = None) -> int:
+    h = int(explicit_hash_key) if explicit_hash_key is not None else hash_key(partition_key)
+    return h * shards >> 128
+
+
+def to_bytes(data: Any) -> bytes:
+    """Records are bytes; str is UTF-8 encoded and dicts/lists become compact JSON."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (dict, list)):
+        try:
+            return json.dumps(data, separators=(",", ":"), default=_json_default).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            raise ValidationError(f"record data is not JSON-serialisable: {e}") from e
+    raise ValidationError(
+        f"record data must be bytes, str, dict or list, not {type(data).__name__}"
+    )
+
+
+def _json_default(o: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(o, Decimal):
+        return int(o) if o == o.to_integral_value() else float(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    shard_id: str
+    sequence_number: str
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PutFailure:
+    error_code: str
+    error_message: str
+    ok: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    shard_id: str
+    sequence_number: str
+    partition_key: str
+    data: bytes
+    arrival_ts: float
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class Stream:
+    """A partitioned, replayable log (Kinesis data stream)."""
+
+    kind = "stream"
+
+    def __init__(
+        self, env: Env, name: str, *, shards: int = 1, retention_hours: float = 24,
+        log_name: str | None = None,
+    ) -> None:
+        check_name("stream", name)
+        if not isinstance(shards, int) or not 1 <= shards <= 1024:
+            raise ValidationError(f"stream {name!r}: shards must be an integer 1-1024, got {shards!r}")
+        if not 24 <= retention_hours <= 8760 and log_name is None:
+            raise ValidationError(
+                f"stream {name!r}: retention_hours must be 24-8760 (Kinesis limits), "
+                f"got {retention_hours!r}"
+            )
+        self.env = env
+        self.name = name
+        self.shards = shards
+        self.retention_hours = retention_hours
+        self.log = log_name or f"stream:{name}"
+        self._declare()
+
+    def _declare(self) -> None:
+        meta = json.dumps({"shards": self.shards, "retention_hours": self.retention_hours})
+
+        def declare(txn: Any) -> str | None:
+            if txn.kv_insert("meta", self.log, meta):
+                return None
+            return txn.kv_get("meta", self.log)
+
+        existing = self.env.state.transaction(declare)
+        if existing is not None and json.loads(existing)["shards"] != self.shards:
+            raise ValidationError(
+                f"stream {self.name!r} already exists with {json.loads(existing)['shards']} "
+                f"shards; resharding is not supported, declare it with that count"
+            )
+        if existing is not None and existing != meta:
+            self.env.state.transaction(lambda t: t.kv_put("meta", self.log, meta))
+
+    @property
+    def shard_ids(self) -> list[str]:
+        return [shard_id(i) for i in range(self.shards)]
+
+    # -- writing
+    def _prepare(self, data: Any, partition_key: Any, explicit_hash_key: str | None) -> tuple[int, str, bytes]:
+        if not isinstance(partition_key, str) or not 1 <= len(partition_key) <= 256:
+            raise ValidationError(
+                f"stream {self.name!r}: partition_key must be a string of 1-256 characters, "
+                f"got {partition_key!r:.80}"
+            )
+        payload = to_bytes(data)
+        size = len(payload) + len(partition_key.encode("utf-8"))
+        if size > MAX_RECORD_BYTES:
+            raise SizeLimitExceeded(
+                f"stream {self.name!r}: record of {size} bytes (data + partition key) is over "
+                f"the 1 MiB limit; split it or store it in the lake and send its key"
+            )
+        if explicit_hash_key is not None:
+            if not (isinstance(explicit_hash_key, str) and explicit_hash_key.isdigit()
+                    and int(explicit_hash_key) < HASH_SPACE):
+                raise ValidationError(
+                    f"explicit_hash_key must be a decimal string below 2**128, got {explicit_hash_key!r}"
+                )
+        return shard_for(partition_key, self.shards, explicit_hash_key), partition_key, payload
+
+    def put(self, data: Any, partition_key: str, *, explicit_hash_key: str | None = None) -> PutResult:
+        shard, pk, payload = self._prepare(data, partition_key, explicit_hash_key)
+        ts = self.env.clock.time()
+        seq = self.env.state.transaction(lambda t: t.log_append(self.log, shard, [(pk, payload, ts)]))
+        self.env.signals.notify(self.log)
+        return PutResult(shard_id(shard), format_seq(seq))
+
+    def put_many(self, records: Sequence[Mapping[str, Any]]) -> list[PutResult | PutFailure]:
+        """PutRecords: every valid record is written in one transaction, in order per shard;
+        an invalid one gets a :class:`PutFailure` in its slot and does not stop the others."""
+        if len(records) > MAX_PUT_RECORDS:
+            raise ValidationError(
+                f"stream {self.name!r}: put_many takes at most {MAX_PUT_RECORDS} records, "
+                f"got {len(records)}; split the call"
+            )
+        out: list[PutResult | PutFailure | None] = [None] * len(records)
+        by_shard: dict[int, list[tuple[int, str, bytes]]] = {}
+        total = 0
+        for i, rec in enumerate(records):
+            try:
+                if not isinstance(rec, Mapping) or "data" not in rec or "partition_key" not in rec:
+                    raise ValidationError(
+                        "each record must be a mapping with 'data' and 'partition_key'"
+                    )
+                shard, pk, payload = self._prepare(
+                    rec["data"], rec["partition_key"], rec.get("explicit_hash_key")
+                )
+            except ValidationError as e:
+                out[i] = PutFailure("InvalidArgumentException", str(e))
+                continue
+            total += len(payload) + len(pk)
+            by_shard.setdefault(shard, []).append((i, pk, payload))
+        if total > MAX_PUT_RECORDS_BYTES:
+            raise SizeLimitExceeded(
+                f"stream {self.name!r}: put_many payload of {total} bytes is over the 5 MiB "
+                "limit of one call; split the call"
+            )
+        ts = self.env.clock.time()
+
+        def write(txn: Any) -> dict[int, int]:
+            return {
+                shard: txn.log_append(self.log, shard, [(pk, p, ts) for _, pk, p in rows])
+                for shard, rows in by_shard.items()
+            }
+
+        if by_shard:
+            firsts = self.env.state.transaction(write)
+            for shard, rows in by_shard.items():
+                for j, (i, _, _) in enumerate(rows):
+                    out[i] = PutResult(shard_id(shard), format_seq(firsts[shard] + j))
+            self.env.signals.notify(self.log)
+        return out  # type: ignore[return-value]
+
+    # -- reading
+    def read(
+        self, shard: str, *, position: str = "TRIM_HORIZON", sequence_number: str | None = None,
+        timestamp: float | None = None, limit: int = 10_000,
+    ) -> list[Record]:
+        """GetShardIterator + GetRecords in one call, for tools and tests."""
+        idx = shard_index(shard)
+        if idx >= self.shards:
+            raise ResourceNotFound(f"stream {self.name!r} has no shard {shard}")
+        if not 1 <= limit <= 10_000:
+            raise ValidationError(f"limit must be 1-10000, got {limit}")
+
+        def rd(txn: Any) -> list[Record]:
+            after = self.start_after(txn, idx, position, sequence_number, timestamp)
+            return [self._record(idx, r) for r in txn.log_read(self.log, idx, after, limit)
+                    if not self._expired(r.ts)]
+
+        return self.env.state.transaction(rd, readonly=True)
+
+    def start_after(self, txn: Any, idx: int, position: str, sequence_number: str | None,
+                    timestamp: float | None) -> int:
+        position = position.upper()
+        if position == "TRIM_HORIZON":
+            return 0
+        if position == "LATEST":
+            return int(txn.log_last_seq(self.log, idx))
+        if position == "AT_TIMESTAMP":
+            if timestamp is None:
+                raise ValidationError("AT_TIMESTAMP needs a timestamp")
+            first = txn.log_first_seq_at(self.log, idx, timestamp)
+            return int(txn.log_last_seq(self.log, idx)) if first is None else first - 1
+        if position in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+            if sequence_number is None:
+                raise ValidationError(f"{position} needs a sequence_number")
+            n = parse_seq(sequence_number)
+            return n - 1 if position == "AT_SEQUENCE_NUMBER" else n
+        raise ValidationError(
+            f"unknown starting position {position!r}: use TRIM_HORIZON, LATEST, AT_TIMESTAMP, "
+            "AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER"
+        )
+
+    def _expired(self, ts: float) -> bool:
+        return ts < self.env.clock.time() - self.retention_hours * 3600
+
+    def _record(self, idx: int, r: Any) -> Record:
+        return Record(shard_id(idx), format_seq(r.seq), r.pkey, r.data, r.ts)
+
+    def trim(self) -> int:
+        """Delete records past retention (the runtime calls this periodically)."""
+        cutoff = self.env.clock.time() - self.retention_hours * 3600
+        return self.env.state.transaction(lambda t: t.log_trim(self.log, cutoff))
+
+    def pending(self, checkpoints: Iterable[int]) -> int:
+        """Records after the given per-shard checkpoints (for lag displays)."""
+        cps = list(checkpoints)
+        return self.env.state.transaction(
+            lambda t: sum(max(0, t.log_last_seq(self.log, i) - cps[i]) for i in range(self.shards)),
+            readonly=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"Stream({self.name!r}, shards={self.shards})"

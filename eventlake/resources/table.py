@@ -1,0 +1,586 @@
+"""Tables with DynamoDB semantics over the state port's items.
+
+Every write is read-evaluate-write inside one port transaction: the old item is read under a
+row lock, the condition and update expressions are evaluated in Python (``eventlake.expressions``),
+and only then is anything written, so a failed condition never leaves a partial write, even
+inside a caller's larger transaction. The change-stream record is appended to the table's log
+in the same transaction as the item, as DynamoDB Streams guarantees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ..errors import (
+    CancellationReason,
+    ConditionalCheckFailed,
+    IdempotentParameterMismatch,
+    SizeLimitExceeded,
+    TransactionCanceled,
+    ValidationError,
+)
+from ..expressions import (
+    apply_update,
+    check_condition,
+    deserialize_item,
+    item_size,
+    normalize,
+    normalize_item,
+    parse_key_condition,
+    parse_projection,
+    project,
+    serialize_item,
+    sort_key_bytes,
+    type_name,
+    validate_placeholders,
+)
+from .env import Env, check_name
+from .stream import shard_for
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_TRANSACT_ACTIONS = 100
+TOKEN_TTL_S = 600.0
+PAGE_BYTES = 1024 * 1024
+VIEW_TYPES = {
+    "keys_only": "KEYS_ONLY",
+    "new_image": "NEW_IMAGE",
+    "old_image": "OLD_IMAGE",
+    "new_and_old_images": "NEW_AND_OLD_IMAGES",
+}
+KEY_TYPES = ("S", "N", "B")
+
+
+def _key_spec(spec: str | tuple[str, str] | None, what: str, table: str) -> tuple[str, str] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return (spec, "S")
+    if (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)
+            and spec[1] in KEY_TYPES):
+        return spec
+    raise ValidationError(
+        f"table {table!r}: {what} must be an attribute name or (name, 'S'|'N'|'B'), got {spec!r}"
+    )
+
+
+@dataclass
+class Page:
+    """One page of a query or scan, like DynamoDB's response."""
+
+    items: list[dict[str, Any]]
+    last_key: dict[str, Any] | None
+    count: int
+    scanned_count: int
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class Action:
+    """One action of :meth:`App.transact` (build them with ``table.tx_put`` and friends)."""
+
+    table: Table
+    kind: str  # Put | Update | Delete | ConditionCheck
+    key: dict[str, Any]
+    item: dict[str, Any] | None = None
+    update: str | None = None
+    condition: str | None = None
+    names: dict[str, str] | None = None
+    values: dict[str, Any] | None = None
+    fingerprint: str = field(default="", repr=False)
+
+
+class Table:
+    """Items keyed by a partition key and an optional sort key (DynamoDB table)."""
+
+    kind = "table"
+
+    def __init__(
+        self, env: Env, name: str, *, key: str | tuple[str, str],
+        sort_key: str | tuple[str, str] | None = None, stream: str | None = None,
+        stream_shards: int = 1,
+    ) -> None:
+        check_name("table", name, hint="DynamoDB allows 3-255; eventlake allows 1-128")
+        self.env = env
+        self.name = name
+        pk = _key_spec(key, "key", name)
+        assert pk is not None
+        self.pk_name, self.pk_type = pk
+        sk = _key_spec(sort_key, "sort_key", name)
+        self.sk_name, self.sk_type = sk if sk else (None, None)
+        if stream is not None and stream not in VIEW_TYPES:
+            raise ValidationError(
+                f"table {name!r}: stream must be one of {', '.join(VIEW_TYPES)} or None, got {stream!r}"
+            )
+        self.stream_view = VIEW_TYPES[stream] if stream else None
+        if not isinstance(stream_shards, int) or not 1 <= stream_shards <= 64:
+            raise ValidationError(f"table {name!r}: stream_shards must be 1-64, got {stream_shards!r}")
+        self.stream_shards = stream_shards
+        self.log = f"table:{name}"
+        self.key_attributes = (self.pk_name,) + ((self.sk_name,) if self.sk_name else ())
+        meta = json.dumps({"key": [self.pk_name, self.pk_type],
+                           "sort_key": [self.sk_name, self.sk_type] if self.sk_name else None,
+                           "stream": self.stream_view, "shards": stream_shards})
+
+        def declare(txn: Any) -> str | None:
+            if txn.kv_insert("meta", self.log, meta):
+                return None
+            old = txn.kv_get("meta", self.log)
+            txn.kv_put("meta", self.log, meta)
+            return old
+
+        old = env.state.transaction(declare)
+        if old is not None:
+            prev = json.loads(old)
+            if prev["key"] != [self.pk_name, self.pk_type] or prev["sort_key"] != (
+                [self.sk_name, self.sk_type] if self.sk_name else None
+            ):
+                raise ValidationError(
+                    f"table {name!r} already exists with key schema {prev['key']}/{prev['sort_key']}; "
+                    "a key schema cannot change: use a new table name"
+                )
+
+    # -- keys
+    def _check_key_value(self, attr: str, typ: str, value: Any) -> None:
+        if value is None:
+            raise ValidationError(
+                f"table {self.name!r}: One or more parameter values were invalid: "
+                f"Missing the key {attr} in the item"
+            )
+        actual = type_name(value)
+        if actual != typ:
+            raise ValidationError(
+                f"table {self.name!r}: One or more parameter values were invalid: Type mismatch "
+                f"for key {attr} expected: {typ} actual: {actual}"
+            )
+        if typ in ("S", "B") and len(value) == 0:
+            raise ValidationError(
+                f"table {self.name!r}: One or more parameter values are not valid. The "
+                f"AttributeValue for a key attribute cannot contain an empty string value. Key: {attr}"
+            )
+
+    def key_of(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        key = {self.pk_name: item.get(self.pk_name)}
+        if self.sk_name:
+            key[self.sk_name] = item.get(self.sk_name)
+        return key
+
+    def _encode_key(self, key: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        if not isinstance(key, Mapping):
+            raise ValidationError(f"table {self.name!r}: key must be a dict, got {type(key).__name__}")
+        extra = set(key) - set(self.key_attributes)
+        if extra:
+            raise ValidationError(
+                f"table {self.name!r}: The provided key element does not match the schema: "
+                f"unexpected attribute(s) {sorted(extra)}; the key is {list(self.key_attributes)}"
+            )
+        pv = normalize(key.get(self.pk_name))
+        self._check_key_value(self.pk_name, self.pk_type, pv)
+        skb = b""
+        if self.sk_name:
+            sv = normalize(key.get(self.sk_name))
+            assert self.sk_type is not None
+            self._check_key_value(self.sk_name, self.sk_type, sv)
+            skb = sort_key_bytes(sv)
+        return sort_key_bytes(pv), skb
+
+    @staticmethod
+    def _encode(item: Mapping[str, Any]) -> bytes:
+        return json.dumps(serialize_item(item), separators=(",", ":")).encode()
+
+    @staticmethod
+    def _decode(raw: bytes | None) -> dict[str, Any] | None:
+        return None if raw is None else deserialize_item(json.loads(raw))
+
+    def _check_size(self, item: Mapping[str, Any]) -> int:
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            raise SizeLimitExceeded(
+                f"table {self.name!r}: Item size has exceeded the maximum allowed size: "
+                f"{size} bytes > 400 KB; store large values in the lake and keep their key"
+            )
+        return size
+
+    # -- change stream
+    def _emit(self, txn: Any, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        if self.stream_view is None or old == new:
+            return
+        event = "INSERT" if old is None else ("REMOVE" if new is None else "MODIFY")
+        keys = self.key_of(new if new is not None else old)  # type: ignore[arg-type]
+        view = self.stream_view
+        doc: dict[str, Any] = {"e": event, "k": serialize_item(keys)}
+        size = item_size(keys)
+        if new is not None and view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
+            doc["n"] = serialize_item(new)
+            size += item_size(new)
+        if old is not None and view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
+            doc["o"] = serialize_item(old)
+            size += item_size(old)
+        doc["s"] = size
+        pk_text = json.dumps(doc["k"][self.pk_name], sort_keys=True)
+        shard = shard_for(pk_text, self.stream_shards)
+        txn.log_append(self.log, shard, [(pk_text, json.dumps(doc, separators=(",", ":")).encode(),
+                                          self.env.clock.time())])
+
+    # -- single-item writes
+    def _write(self, key: Mapping[str, Any],
+               compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        pkb, skb = self._encode_key(key)
+
+        def run(txn: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+            old = self._decode(txn.item_get(self.name, pkb, skb, lock=True))
+            new = compute(old)
+            if new is None:
+                if old is not None:
+                    txn.item_delete(self.name, pkb, skb)
+            else:
+                txn.item_put(self.name, pkb, skb, self._encode(new))
+            self._emit(txn, old, new)
+            return old, new
+
+        result = self.env.state.transaction(run)
+        if self.stream_view is not None:
+            self.env.signals.notify(self.log)
+        return result
+
+    def _condition(self, condition: str | None, names: Any, values: Any,
+                   item: dict[str, Any] | None) -> None:
+        if condition is not None and not check_condition(condition, item, names, values):
+            raise ConditionalCheckFailed(item=item)
+
+    def put(self, item: Mapping[str, Any], *, condition: str | None = None,
+            names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
+            return_values: str = "NONE") -> dict[str, Any] | None:
+        """PutItem. ``return_values="ALL_OLD"`` returns the replaced item."""
+        if not isinstance(item, Mapping):
+            raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
+        _check_return(return_values, ("NONE", "ALL_OLD"))
+        validate_placeholders([condition], names, values)
+        new = normalize_item(dict(item))
+        key = self.key_of(new)
+        self._check_size(new)
+
+        def compute(old: dict[str, Any] | None) -> dict[str, Any]:
+            self._condition(condition, names, values, old)
+            return new
+
+        old, _ = self._write(key, compute)
+        return old if return_values == "ALL_OLD" else None
+
+    def update(self, key: Mapping[str, Any], update: str, *, condition: str | None = None,
+               names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
+               return_values: str = "NONE") -> dict[str, Any] | None:
+        """UpdateItem (creates the item when missing, as DynamoDB does)."""
+        _check_return(return_values, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"))
+        validate_placeholders([update, condition], names, values)
+        key = normalize_item(dict(key))
+
+        def compute(old: dict[str, Any] | None) -> dict[str, Any]:
+            self._condition(condition, names, values, old)
+            base = dict(old) if old is not None else dict(key)
+            new = apply_update(update, base, names, values, key_attributes=self.key_attributes)
+            self._check_size(new)
+            return new
+
+        old, new = self._write(key, compute)
+        return _returned(return_values, old, new)
+
+    def delete(self, key: Mapping[str, Any], *, condition: str | None = None,
+               names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
+               return_values: str = "NONE") -> dict[str, Any] | None:
+        _check_return(return_values, ("NONE", "ALL_OLD"))
+        validate_placeholders([condition], names, values)
+        key = normalize_item(dict(key))
+
+        def compute(old: dict[str, Any] | None) -> None:
+            self._condition(condition, names, values, old)
+            return None
+
+        old, _ = self._write(key, compute)
+        return old if return_values == "ALL_OLD" else None
+
+    # -- reads
+    def get(self, key: Mapping[str, Any], *, projection: str | None = None,
+            names: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """GetItem; always strongly consistent (the state backend is)."""
+        key = normalize_item(dict(key))
+        pkb, skb = self._encode_key(key)
+        item = self._decode(
+            self.env.state.transaction(lambda t: t.item_get(self.name, pkb, skb), readonly=True)
+        )
+        if item is not None and projection:
+            item = project(item, parse_projection(projection, names))
+        return item
+
+    def query(self, key_condition: str, *, values: dict[str, Any] | None = None,
+              names: dict[str, str] | None = None, filter: str | None = None,
+              limit: int | None = None, start_key: Mapping[str, Any] | None = None,
+              forward: bool = True, projection: str | None = None) -> Page:
+        """Query one partition; ``limit`` counts items read before the filter, as DynamoDB."""
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+        validate_placeholders([key_condition, filter, projection], names, values)
+        kc = parse_key_condition(key_condition, names, values, self.pk_name, self.sk_name)
+        pkey = {self.pk_name: kc.partition_value}
+        self._check_key_value(self.pk_name, self.pk_type, normalize(kc.partition_value))
+        pkb = sort_key_bytes(normalize(kc.partition_value))
+        after = None
+        if start_key is not None:
+            sk = dict(start_key)
+            if self.sk_name is None or sk.get(self.pk_name) != kc.partition_value:
+                raise ValidationError(f"table {self.name!r}: start_key does not match the query")
+            after = self._encode_key(sk)[1]
+        paths = parse_projection(projection, names) if projection else None
+        items: list[dict[str, Any]] = []
+        scanned = 0
+        nbytes = 0
+        last: bytes | None = None
+        done = False
+        while not done:
+            chunk = min(limit - scanned, 1000) if limit else 1000
+            rows = self.env.state.transaction(
+                lambda t, a=after, c=chunk: t.item_range(self.name, pkb, after=a, forward=forward,
+                                                          limit=c),
+                readonly=True,
+            )
+            if len(rows) < chunk:
+                done = True
+            for skb, raw in rows:
+                after = skb
+                item = self._decode(raw)
+                assert item is not None
+                if self.sk_name and not kc.matches_sort(item.get(self.sk_name)):
+                    continue
+                scanned += 1
+                nbytes += len(raw)
+                last = skb
+                if filter is None or check_condition(filter, item, names, values):
+                    items.append(project(item, paths) if paths else item)
+                if (limit and scanned >= limit) or nbytes >= PAGE_BYTES:
+                    done = True
+                    break
+        last_key = None
+        if last is not None and ((limit and scanned >= limit) or nbytes >= PAGE_BYTES):
+            last_key = dict(pkey)
+            if self.sk_name:
+                src = next((i for i in [self._decode(r) for s, r in rows if s == last]), None)
+                if src is not None:
+                    last_key[self.sk_name] = src[self.sk_name]
+        return Page(items, last_key, len(items), scanned)
+
+    def scan(self, *, filter: str | None = None, values: dict[str, Any] | None = None,
+             names: dict[str, str] | None = None, limit: int | None = None,
+             start_key: Mapping[str, Any] | None = None, segment: int | None = None,
+             total_segments: int | None = None, projection: str | None = None) -> Page:
+        if (segment is None) != (total_segments is None):
+            raise ValidationError("segment and total_segments go together")
+        if total_segments is not None and not (
+            1 <= total_segments <= 1_000_000 and 0 <= segment < total_segments  # type: ignore[operator]
+        ):
+            raise ValidationError(f"segment must be 0..{total_segments}-1, got {segment}")
+        validate_placeholders([filter, projection], names, values)
+        after = self._encode_key(normalize_item(dict(start_key))) if start_key else None
+        paths = parse_projection(projection, names) if projection else None
+        items: list[dict[str, Any]] = []
+        scanned = 0
+        nbytes = 0
+        last_key = None
+        while True:
+            chunk = min(limit - scanned, 1000) if limit else 1000
+            rows = self.env.state.transaction(
+                lambda t, a=after, c=chunk: t.item_scan(self.name, after=a, limit=c), readonly=True
+            )
+            for pkb, skb, raw in rows:
+                after = (pkb, skb)
+                if total_segments and int.from_bytes(hashlib.md5(pkb).digest()[:4], "big") \
+                        % total_segments != segment:
+                    continue
+                item = self._decode(raw)
+                assert item is not None
+                scanned += 1
+                nbytes += len(raw)
+                if filter is None or check_condition(filter, item, names, values):
+                    items.append(project(item, paths) if paths else item)
+                if (limit and scanned >= limit) or nbytes >= PAGE_BYTES:
+                    last_key = self.key_of(item)
+                    return Page(items, last_key, len(items), scanned)
+            if len(rows) < chunk:
+                return Page(items, None, len(items), scanned)
+
+    def items(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """Every item (scan with pagination followed)."""
+        start = None
+        while True:
+            page = self.scan(start_key=start, **kwargs)
+            yield from page.items
+            if page.last_key is None:
+                return
+            start = page.last_key
+
+    def count(self) -> int:
+        return sum(1 for _ in self.items())
+
+    # -- transaction actions
+    def tx_put(self, item: Mapping[str, Any], *, condition: str | None = None,
+               names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> Action:
+        new = normalize_item(dict(item))
+        return Action(self, "Put", self.key_of(new), item=new, condition=condition, names=names,
+                      values=values)
+
+    def tx_update(self, key: Mapping[str, Any], update: str, *, condition: str | None = None,
+                  names: dict[str, str] | None = None, values: dict[str, Any] | None = None
+                  ) -> Action:
+        return Action(self, "Update", normalize_item(dict(key)), update=update, condition=condition,
+                      names=names, values=values)
+
+    def tx_delete(self, key: Mapping[str, Any], *, condition: str | None = None,
+                  names: dict[str, str] | None = None, values: dict[str, Any] | None = None
+                  ) -> Action:
+        return Action(self, "Delete", normalize_item(dict(key)), condition=condition, names=names,
+                      values=values)
+
+    def tx_check(self, key: Mapping[str, Any], condition: str, *,
+                 names: dict[str, str] | None = None, values: dict[str, Any] | None = None
+                 ) -> Action:
+        return Action(self, "ConditionCheck", normalize_item(dict(key)), condition=condition,
+                      names=names, values=values)
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r}, key={self.pk_name!r}, sort_key={self.sk_name!r})"
+
+
+def _check_return(value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValidationError(f"return_values must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _returned(mode: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    if mode == "NONE":
+        return None
+    if mode == "ALL_OLD":
+        return old
+    if mode == "ALL_NEW":
+        return new
+    old = old or {}
+    new = new or {}
+    changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    src = old if mode == "UPDATED_OLD" else new
+    return {k: v for k, v in src.items() if k in changed}
+
+
+def _fingerprint(actions: Sequence[Action]) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return str(o)
+        if isinstance(o, (set, frozenset)):
+            return sorted(default(x) if not isinstance(x, str) else x for x in o)
+        if isinstance(o, bytes):
+            return o.hex()
+        raise TypeError(type(o).__name__)
+
+    doc = [[a.table.name, a.kind, a.key, a.item, a.update, a.condition, a.names, a.values]
+           for a in actions]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=default).encode()).hexdigest()
+
+
+def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> None:
+    """TransactWriteItems: all actions or none, with an idempotency token kept 10 minutes."""
+    if not isinstance(actions, Sequence) or not 1 <= len(actions) <= MAX_TRANSACT_ACTIONS:
+        raise ValidationError(
+            f"transact takes 1-{MAX_TRANSACT_ACTIONS} actions, got "
+            f"{len(actions) if isinstance(actions, Sequence) else actions!r}"
+        )
+    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 36):
+        raise ValidationError(f"token must be a string of 1-36 characters, got {token!r}")
+    seen: set[tuple[str, bytes, bytes]] = set()
+    encoded = []
+    for i, a in enumerate(actions):
+        if not isinstance(a, Action):
+            raise ValidationError(f"action {i} is not built by table.tx_put/tx_update/tx_delete/tx_check")
+        if a.table.env.state is not env.state:
+            raise ValidationError(f"action {i}: table {a.table.name!r} belongs to another state backend")
+        validate_placeholders([a.update, a.condition], a.names, a.values)
+        pkb, skb = a.table._encode_key(a.key)
+        if a.item is not None:
+            a.table._check_size(a.item)
+        ident = (a.table.name, pkb, skb)
+        if ident in seen:
+            raise ValidationError(
+                "Transaction request cannot include multiple operations on one item "
+                f"(action {i}, table {a.table.name!r}, key {a.key})"
+            )
+        seen.add(ident)
+        encoded.append((a, pkb, skb))
+    fingerprint = _fingerprint(actions) if token is not None else ""
+
+    def run(txn: Any) -> bool:
+        now = env.clock.time()
+        if token is not None:
+            raw = txn.kv_get("txtoken", token, lock=True)
+            if raw is not None:
+                prev = json.loads(raw)
+                if prev["exp"] > now:
+                    if prev["h"] != fingerprint:
+                        raise IdempotentParameterMismatch(
+                            f"token {token!r} was used within the last 10 minutes for a "
+                            "different transaction"
+                        )
+                    return False
+        olds = []
+        reasons = []
+        failed = False
+        for a, pkb, skb in encoded:
+            old = a.table._decode(txn.item_get(a.table.name, pkb, skb, lock=True))
+            olds.append(old)
+            ok = a.condition is None or check_condition(a.condition, old, a.names, a.values)
+            if ok:
+                reasons.append(CancellationReason(None))
+            else:
+                failed = True
+                reasons.append(CancellationReason("ConditionalCheckFailed",
+                                                  "The conditional request failed", old))
+        if failed:
+            raise TransactionCanceled(reasons)
+        news = []
+        for (a, _, _), old in zip(encoded, olds, strict=True):
+            if a.kind == "Put":
+                news.append(a.item)
+            elif a.kind == "Update":
+                assert a.update is not None
+                base = dict(old) if old is not None else dict(a.key)
+                new = apply_update(a.update, base, a.names, a.values,
+                                   key_attributes=a.table.key_attributes)
+                a.table._check_size(new)
+                news.append(new)
+            elif a.kind == "Delete":
+                news.append(None)
+            else:
+                news.append(old)
+        for (a, pkb, skb), old, new in zip(encoded, olds, news, strict=True):
+            if a.kind == "ConditionCheck":
+                continue
+            if new is None:
+                if old is not None:
+                    txn.item_delete(a.table.name, pkb, skb)
+            else:
+                txn.item_put(a.table.name, pkb, skb, a.table._encode(new))
+            a.table._emit(txn, old, new)
+        if token is not None:
+            txn.kv_put("txtoken", token, json.dumps({"h": fingerprint, "exp": now + TOKEN_TTL_S}))
+        return True
+
+    env.state.transaction(run)
+    for name in {a.table.log for a in actions if a.table.stream_view}:
+        env.signals.notify(name)
+
+

@@ -1,0 +1,214 @@
+"""Running an app: ``drain`` for tests, threads for one worker, processes for several.
+
+One worker process runs one thread per poller plus a keeper thread that balances leases,
+renews them, fires schedules and trims streams. Several workers share the work through
+leases (see ``leases.py``); the supervising process restarts a worker that dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import EventlakeError
+from .functions import Invoker
+from .leases import Leases, new_owner_id
+from .metrics import Metrics
+from .pollers import PollResult, QueuePoller, StreamPoller
+
+log = logging.getLogger("eventlake.runtime")
+
+
+class DrainTimeout(EventlakeError):
+    """``drain`` ran out of time with work still pending."""
+
+
+@dataclass
+class DrainReport:
+    invocations: int
+    errors: int
+    passes: int
+    seconds: float
+
+
+class Runtime:
+    def __init__(self, app: Any, *, owner: str | None = None) -> None:
+        self.app = app
+        self.env = app.env
+        self.metrics = Metrics()
+        self.invoker = Invoker(self.env, self.metrics)
+        self.leases = Leases(self.env, owner or new_owner_id(), self.env.settings.lease_ttl_s)
+        self.stream_pollers: list[StreamPoller] = []
+        self.queue_pollers: list[QueuePoller] = []
+        self.tickers = []
+        self._dlqs: dict[str, Any] = {}
+        for reg in app._registrations:
+            reg.build(self)
+
+    def destination_for(self, fn: Any, configured: Any) -> Any:
+        """The failure destination, or the function's own dead-letter queue: never drop."""
+        if configured is not None:
+            return configured
+        if fn.name not in self._dlqs:
+            self._dlqs[fn.name] = self.app.queue(f"{fn.name}-dlq")
+        return self._dlqs[fn.name]
+
+    @property
+    def pollers(self) -> list[Any]:
+        return [*self.stream_pollers, *self.queue_pollers]
+
+    def _stream_lease_names(self) -> list[str]:
+        return [p.name for p in self.stream_pollers]
+
+    # -- deterministic processing for tests
+    def drain(self, timeout_s: float = 60.0, *, flush_windows: bool = True) -> DrainReport:
+        clock = self.env.clock
+        t0 = time.monotonic()
+        before = self.metrics.snapshot()["functions"]
+        for p in self.stream_pollers:
+            if not self.leases.holds(p.name) and not self.leases.try_acquire(p.name):
+                raise EventlakeError(
+                    f"drain: lease {p.name} is held by another worker; stop the other workers "
+                    "(or wait lease_ttl_s) before draining"
+                )
+        passes = 0
+        while True:
+            passes += 1
+            if time.monotonic() - t0 > timeout_s:
+                raise DrainTimeout(
+                    f"drain: still pending after {timeout_s}s: "
+                    + ", ".join(p.name for p in self.pollers if p.pending())
+                )
+            self.leases.renew_all()
+            for t in self.tickers:
+                t.tick()
+            worked = False
+            wake: list[float] = []
+            for p in self.pollers:
+                r: PollResult = p.poll_once(flush=flush_windows)
+                worked |= r.worked
+                if r.wake_at is not None:
+                    wake.append(r.wake_at)
+            if worked:
+                continue
+            if not any(p.pending() for p in self.pollers):
+                break
+            now = clock.time()
+            target = min(wake) if wake else now + self.env.settings.poll_interval_s
+            clock.sleep(min(max(target - now, 0.001), max(0.0, timeout_s - (time.monotonic() - t0))))
+        after = self.metrics.snapshot()["functions"]
+        inv = sum(v["invocations"] for v in after.values()) - sum(
+            v["invocations"] for v in before.values())
+        err = sum(v["errors"] for v in after.values()) - sum(v["errors"] for v in before.values())
+        return DrainReport(inv, err, passes, time.monotonic() - t0)
+
+    # -- one worker, many threads
+    def run(self, stop: threading.Event, *, duration_s: float | None = None) -> None:
+        threads = [threading.Thread(target=self._keeper, args=(stop,), name="el-keeper", daemon=True)]
+        for p in self.pollers:
+            threads.append(threading.Thread(target=self._loop, args=(p, stop), name=p.name, daemon=True))
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + duration_s if duration_s else None
+        try:
+            while not stop.is_set():
+                if deadline and time.monotonic() >= deadline:
+                    break
+                stop.wait(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=5)
+            try:
+                self.leases.leave()
+            except Exception:  # the backend may already be gone at shutdown
+                log.debug("lease release failed at shutdown", exc_info=True)
+
+    def _keeper(self, stop: threading.Event) -> None:
+        period = max(self.env.settings.lease_ttl_s / 4, 0.05)
+        last_trim = 0.0
+        while not stop.is_set():
+            try:
+                self.leases.balance(self._stream_lease_names())
+                for t in self.tickers:
+                    t.tick()
+                if time.monotonic() - last_trim > 300:
+                    for s in self.app._streams.values():
+                        s.trim()
+                    last_trim = time.monotonic()
+            except Exception:
+                log.exception("keeper iteration failed; retrying")
+            stop.wait(min(period, 1.0))
+
+    def _loop(self, p: Any, stop: threading.Event) -> None:
+        signals = self.env.signals
+        interval = self.env.settings.poll_interval_s
+        while not stop.is_set():
+            seen = signals.version(p.wake_names)
+            try:
+                r = p.poll_once()
+            except Exception:
+                log.exception("poller %s failed; retrying", p.name)
+                stop.wait(0.5)
+                continue
+            if r.worked:
+                continue
+            timeout = interval
+            if r.wake_at is not None:
+                timeout = min(max(r.wake_at - self.env.clock.time(), 0.0), interval * 10)
+            signals.wait(p.wake_names, seen, timeout)
+
+
+def _child_main(app: Any, duration_s: float | None) -> None:
+    app._after_fork()
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    Runtime(app).run(stop, duration_s=duration_s)
+
+
+def run_workers(app: Any, workers: int, *, duration_s: float | None = None,
+                stop: threading.Event | None = None, restart: bool = True) -> None:
+    """Start ``workers`` processes and keep them running (restarting any that die)."""
+    ctx = multiprocessing.get_context("fork")
+    stop = stop or threading.Event()
+    app._before_fork()
+    procs: list[Any] = []
+
+    def start() -> Any:
+        p = ctx.Process(target=_child_main, args=(app, duration_s), daemon=False)
+        p.start()
+        return p
+
+    procs = [start() for _ in range(workers)]
+    deadline = time.monotonic() + duration_s if duration_s else None
+    try:
+        while not stop.is_set():
+            if deadline and time.monotonic() >= deadline:
+                break
+            for i, p in enumerate(procs):
+                if not p.is_alive():
+                    if deadline and time.monotonic() >= deadline:
+                        continue
+                    if restart:
+                        log.warning("worker pid %s exited with %s; restarting", p.pid, p.exitcode)
+                        procs[i] = start()
+            stop.wait(0.2)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()

@@ -1,0 +1,125 @@
+"""The state port's contract, run against every engine (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from eventlake.backends import open_state_backend
+from eventlake.backends.base import QueueRow, StateBackend
+from eventlake.errors import ConfigError
+
+
+@pytest.fixture
+def backend(state_url: str) -> Iterator[StateBackend]:
+    b = open_state_backend(state_url)
+    yield b
+    b.close()
+
+
+def test_items_put_get_delete_and_range_order(backend: StateBackend) -> None:
+    def fill(t):
+        for sk in [b"b", b"a", b"c", b"\xff", b"\x00"]:
+            t.item_put("tbl", b"p", sk, sk * 2)
+        t.item_put("tbl", b"q", b"a", b"other")
+
+    backend.transaction(fill)
+    rows = backend.transaction(lambda t: t.item_range("tbl", b"p", after=None, forward=True, limit=10))
+    assert [sk for sk, _ in rows] == [b"\x00", b"a", b"b", b"c", b"\xff"]  # byte order
+    back = backend.transaction(lambda t: t.item_range("tbl", b"p", after=b"c", forward=False, limit=2))
+    assert [sk for sk, _ in back] == [b"b", b"a"]
+    assert backend.transaction(lambda t: t.item_get("tbl", b"q", b"a")) == b"other"
+    backend.transaction(lambda t: t.item_delete("tbl", b"q", b"a"))
+    assert backend.transaction(lambda t: t.item_get("tbl", b"q", b"a")) is None
+    scan = backend.transaction(lambda t: t.item_scan("tbl", after=(b"p", b"b"), limit=10))
+    assert [(pk, sk) for pk, sk, _ in scan] == [(b"p", b"c"), (b"p", b"\xff")]
+
+
+def test_transaction_rolls_back_on_error(backend: StateBackend) -> None:
+    def boom(t):
+        t.kv_put("ns", "k", "v")
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        backend.transaction(boom)
+    assert backend.transaction(lambda t: t.kv_get("ns", "k")) is None
+
+
+def test_nested_transaction_joins_outer(backend: StateBackend) -> None:
+    def outer(t):
+        backend.transaction(lambda inner: inner.kv_put("ns", "a", "1"))
+        assert t.kv_get("ns", "a") == "1"
+        raise RuntimeError("abort all")
+
+    with pytest.raises(RuntimeError):
+        backend.transaction(outer)
+    assert backend.transaction(lambda t: t.kv_get("ns", "a")) is None
+
+
+def test_log_sequences_are_gapless_per_shard(backend: StateBackend) -> None:
+    first = backend.transaction(lambda t: t.log_append("s", 0, [("k", b"1", 1.0), ("k", b"2", 2.0)]))
+    second = backend.transaction(lambda t: t.log_append("s", 0, [("k", b"3", 3.0)]))
+    other = backend.transaction(lambda t: t.log_append("s", 1, [("k", b"x", 1.0)]))
+    assert (first, second, other) == (1, 3, 1)
+    rows = backend.transaction(lambda t: t.log_read("s", 0, 1, 10))
+    assert [(r.seq, r.data) for r in rows] == [(2, b"2"), (3, b"3")]
+    assert backend.transaction(lambda t: t.log_last_seq("s", 0)) == 3
+    assert backend.transaction(lambda t: t.log_first_seq_at("s", 0, 2.5)) == 3
+    assert backend.transaction(lambda t: t.log_trim("s", 2.5)) == 3  # two of shard 0, one of shard 1
+
+
+def test_concurrent_appends_never_share_a_sequence_number(backend: StateBackend) -> None:
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(50):
+                backend.transaction(lambda t: t.log_append("c", 0, [("k", b"x", 0.0)]))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    rows = backend.transaction(lambda t: t.log_read("c", 0, 0, 1000))
+    assert [r.seq for r in rows] == list(range(1, 201))
+
+
+def test_kv_insert_only_once_and_prefix_list(backend: StateBackend) -> None:
+    assert backend.transaction(lambda t: t.kv_insert("ns", "a%_", "1"))
+    assert not backend.transaction(lambda t: t.kv_insert("ns", "a%_", "2"))
+    backend.transaction(lambda t: t.kv_put("ns", "ab", "3"))
+    backend.transaction(lambda t: t.kv_put("ns", "b", "4"))
+    assert backend.transaction(lambda t: t.kv_list("ns", "a")) == [("a%_", "1"), ("ab", "3")]
+    assert backend.transaction(lambda t: t.kv_list("ns", "a%")) == [("a%_", "1")]
+
+
+def test_queue_rows_visibility_and_stats(backend: StateBackend) -> None:
+    def row(i: int, visible: float, receives: int = 0, grp: str | None = None) -> QueueRow:
+        return QueueRow(f"m{i}", i, b"b", None, 0.0, visible, receives, None, None, grp, None)
+
+    backend.transaction(lambda t: t.q_insert("q", [row(1, 0), row(2, 50, 1, "g"), row(3, 100)]))
+    vis = backend.transaction(lambda t: t.q_scan_visible("q", 10.0, 0, 10))
+    assert [r.id for r in vis] == ["m1"]
+    assert backend.transaction(lambda t: t.q_stats("q", 10.0)) == (1, 1, 1)
+    assert backend.transaction(lambda t: t.q_inflight_groups("q", 10.0)) == {"g"}
+    assert backend.transaction(lambda t: t.q_next_visible("q")) == 0
+    assert backend.transaction(lambda t: t.q_delete("q", ["m1", "nope"])) == 1
+    assert backend.transaction(lambda t: t.q_purge("q")) == 2
+
+
+def test_counter_reserves_ranges(backend: StateBackend) -> None:
+    assert backend.transaction(lambda t: t.counter_next("c", 5)) == 1
+    assert backend.transaction(lambda t: t.counter_next("c", 1)) == 6
+
+
+def test_unknown_scheme_names_the_choices() -> None:
+    with pytest.raises(ConfigError, match="unknown scheme 'mysql'"):
+        open_state_backend("mysql://x")
+    with pytest.raises(ConfigError, match="in-memory"):
+        open_state_backend("sqlite://:memory:")

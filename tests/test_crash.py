@@ -1,0 +1,102 @@
+"""Crash test: kill -9 worker processes mid-batch, over and over.
+
+Afterwards every record was processed at least once (plain handler) and exactly once
+(``atomic=True``: effects and checkpoint in one commit). Workers run as real processes of
+``eventlake run --workers 2``; the supervisor restarts the killed ones and leases move the
+shards to survivors.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from eventlake import App
+
+APP = textwrap.dedent(
+    """
+    import base64, os, time
+    from eventlake import App
+
+    app = App("crash", lease_ttl_s=1.0, retry_backoff_s=0.01, poll_interval_s=0.01)
+    stream = app.stream("in", shards=4)
+    seen = app.table("seen", key="id")
+
+    @app.on_stream(stream, batch_size=25, atomic=os.environ["CRASH_ATOMIC"] == "1")
+    def handle(event, context):
+        for r in event["Records"]:
+            rid = base64.b64decode(r["kinesis"]["data"]).decode()
+            seen.update({"id": rid}, "ADD n :one", values={":one": 1})
+            time.sleep(0.0005)  # widen the window in which a kill lands mid-batch
+    """
+)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out.extend(int(x) for x in text)
+    return out
+
+
+@pytest.mark.parametrize("atomic", [False, True], ids=["at-least-once", "atomic"])
+def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) -> None:
+    (tmp_path / "crashapp.py").write_text(APP)
+    env = {**os.environ, "EVENTLAKE_STATE_URL": state_url, "CRASH_ATOMIC": "1" if atomic else "0",
+           "EVENTLAKE_LAKE_URL": f"file://{tmp_path}/lake"}
+    n = 3000
+    producer = App("crash", state_url=state_url, lake_url=f"file://{tmp_path}/lake")
+    stream = producer.stream("in", shards=4)
+    seen = producer.table("seen", key="id")
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "eventlake.cli", "run", str(tmp_path / "crashapp.py"),
+         "--workers", "2", "--log-level", "WARNING"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    rng = random.Random(42)
+    kills = 0
+    try:
+        for i in range(0, n, 100):
+            stream.put_many([{"data": str(j), "partition_key": str(j)} for j in range(i, i + 100)])
+            time.sleep(0.05)
+            if i % 300 == 0:
+                kids = _children(sup.pid)
+                if kids:
+                    os.kill(rng.choice(kids), signal.SIGKILL)
+                    kills += 1
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = seen.count()
+            if done >= n:
+                break
+            if rng.random() < 0.3 and kills < 25:
+                kids = _children(sup.pid)
+                if kids:
+                    os.kill(rng.choice(kids), signal.SIGKILL)
+                    kills += 1
+            time.sleep(0.3)
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+    assert kills >= 5
+    counts = {item["id"]: int(item["n"]) for item in seen.items()}
+    missing = [str(j) for j in range(n) if str(j) not in counts]
+    assert not missing, f"{len(missing)} records never processed, e.g. {missing[:5]}"
+    if atomic:
+        dupes = {k: v for k, v in counts.items() if v != 1}
+        assert not dupes, f"{len(dupes)} records applied more than once: {list(dupes.items())[:5]}"
+    else:
+        assert all(v >= 1 for v in counts.values())
+    producer.close()

@@ -1,0 +1,133 @@
+"""Streams: Kinesis shard assignment, sequence numbers, positions, limits."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from eventlake import App, ManualClock, ValidationError
+from eventlake.errors import SizeLimitExceeded
+from eventlake.resources.stream import PutFailure, PutResult, shard_for
+
+
+def test_shard_is_md5_of_partition_key_over_hash_range(app: App) -> None:
+    s = app.stream("incoming", shards=4, retention_hours=24)
+    for key in ["a", "b", "trade-1", "ü"]:
+        h = int.from_bytes(hashlib.md5(key.encode()).digest(), "big")
+        expected = h // ((1 << 128) // 4)
+        assert s.put(b"x", key).shard_id == f"shardId-{expected:012d}"
+
+
+def test_explicit_hash_key_chooses_the_shard(app: App) -> None:
+    s = app.stream("s", shards=2)
+    assert s.put("x", "k", explicit_hash_key=str((1 << 127) + 5)).shard_id == "shardId-000000000001"
+    assert s.put("x", "k", explicit_hash_key="0").shard_id == "shardId-000000000000"
+    with pytest.raises(ValidationError, match="explicit_hash_key"):
+        s.put("x", "k", explicit_hash_key=str(1 << 128))
+
+
+def test_sequence_numbers_increase_per_shard(app: App) -> None:
+    s = app.stream("s", shards=1)
+    seqs = [s.put({"i": i}, "k").sequence_number for i in range(5)]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == 5
+    assert all(x.isdigit() for x in seqs)
+
+
+def test_put_accepts_bytes_str_and_dict(app: App) -> None:
+    s = app.stream("s")
+    s.put(b"\x00\x01", "k")
+    s.put("héllo", "k")
+    s.put({"a": 1}, "k")
+    data = [r.data for r in s.read("shardId-000000000000")]
+    assert data == [b"\x00\x01", "héllo".encode(), b'{"a":1}']
+
+
+def test_put_rejects_oversized_record_with_clear_message(app: App) -> None:
+    s = app.stream("s")
+    with pytest.raises(SizeLimitExceeded, match="1 MiB"):
+        s.put(b"x" * (1024 * 1024), "k")
+    s.put(b"x" * (1024 * 1024 - 1), "k")  # data + key = exactly 1 MiB is allowed
+
+
+def test_put_rejects_bad_partition_keys_and_data(app: App) -> None:
+    s = app.stream("s")
+    with pytest.raises(ValidationError, match="partition_key"):
+        s.put("x", "")
+    with pytest.raises(ValidationError, match="partition_key"):
+        s.put("x", "k" * 257)
+    with pytest.raises(ValidationError, match="bytes, str, dict or list"):
+        s.put(12, "k")  # type: ignore[arg-type]
+
+
+def test_put_many_fails_only_the_bad_records(app: App) -> None:
+    s = app.stream("s", shards=2)
+    out = s.put_many([
+        {"data": "a", "partition_key": "1"},
+        {"data": "b", "partition_key": ""},
+        {"data": b"x" * (2 * 1024 * 1024), "partition_key": "3"},
+        {"data": "d", "partition_key": "4"},
+    ])
+    assert isinstance(out[0], PutResult) and isinstance(out[3], PutResult)
+    assert isinstance(out[1], PutFailure) and out[1].error_code == "InvalidArgumentException"
+    assert isinstance(out[2], PutFailure) and "1 MiB" in out[2].error_message
+    total = sum(len(s.read(sid)) for sid in s.shard_ids)
+    assert total == 2
+
+
+def test_put_many_limits(app: App) -> None:
+    s = app.stream("s")
+    with pytest.raises(ValidationError, match="at most 500"):
+        s.put_many([{"data": "x", "partition_key": "k"}] * 501)
+
+
+def test_read_positions(app: App, clock: ManualClock, app_factory) -> None:
+    a = app_factory("clocked", clock=clock)
+    s = a.stream("s")
+    first = s.put("1", "k")
+    clock.advance(10)
+    t_mid = clock.time()
+    s.put("2", "k")
+    sid = first.shard_id
+    assert [r.data for r in s.read(sid)] == [b"1", b"2"]
+    assert s.read(sid, position="LATEST") == []
+    assert [r.data for r in s.read(sid, position="AT_TIMESTAMP", timestamp=t_mid)] == [b"2"]
+    assert [r.data for r in s.read(sid, position="AT_SEQUENCE_NUMBER",
+                                   sequence_number=first.sequence_number)] == [b"1", b"2"]
+    assert [r.data for r in s.read(sid, position="AFTER_SEQUENCE_NUMBER",
+                                   sequence_number=first.sequence_number)] == [b"2"]
+    with pytest.raises(ValidationError, match="starting position"):
+        s.read(sid, position="SOMETIME")
+
+
+def test_retention_hides_and_trims_old_records(app_factory, clock: ManualClock) -> None:
+    a = app_factory("clocked", clock=clock)
+    s = a.stream("s", retention_hours=24)
+    s.put("old", "k")
+    clock.advance(25 * 3600)
+    s.put("new", "k")
+    assert [r.data for r in s.read("shardId-000000000000")] == [b"new"]
+    assert s.trim() == 1
+
+
+def test_stream_declaration_checks(app: App) -> None:
+    with pytest.raises(ValidationError, match="invalid stream name"):
+        app.stream("bad name!")
+    with pytest.raises(ValidationError, match="shards"):
+        app.stream("s", shards=0)
+    with pytest.raises(ValidationError, match="retention_hours"):
+        app.stream("s", retention_hours=1)
+
+
+def test_resharding_an_existing_stream_is_refused(app_factory) -> None:
+    app_factory("one").stream("s", shards=2)
+    with pytest.raises(ValidationError, match="already exists with 2 shards"):
+        app_factory("two").stream("s", shards=3)
+
+
+def test_shard_for_spreads_keys() -> None:
+    counts = [0] * 4
+    for i in range(4000):
+        counts[shard_for(f"key-{i}", 4)] += 1
+    assert min(counts) > 800

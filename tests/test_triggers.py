@@ -1,0 +1,466 @@
+"""Event source mappings: batches, retries, bisect, partial failures, destinations, windows."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+
+from eventlake import App, ManualClock, ValidationError
+
+
+def _data(event: dict[str, Any]) -> list[str]:
+    return [base64.b64decode(r["kinesis"]["data"]).decode() for r in event["Records"]]
+
+
+def test_handler_gets_kinesis_event_in_order(app: App) -> None:
+    s = app.stream("in")
+    seen: list[list[str]] = []
+
+    @app.on_stream(s, batch_size=3)
+    def fn(event, context):
+        assert context.function_name == "fn"
+        assert context.get_remaining_time_in_millis() > 0
+        seen.append(_data(event))
+
+    for i in range(7):
+        s.put(str(i), "k")
+    app.drain()
+    assert seen == [["0", "1", "2"], ["3", "4", "5"], ["6"]]
+
+
+def test_failed_batch_is_retried_with_the_same_records(app: App) -> None:
+    s = app.stream("in")
+    calls: list[list[str]] = []
+
+    @app.on_stream(s, batch_size=2)
+    def fn(event, context):
+        calls.append(_data(event))
+        if len(calls) < 3:
+            raise RuntimeError("transient")
+
+    for i in range(3):
+        s.put(str(i), "k")
+    app.drain()
+    assert calls[:3] == [["0", "1"]] * 3
+    assert calls[3:] == [["2"]]
+
+
+def test_retries_exhausted_go_to_on_failure_destination(app: App) -> None:
+    s = app.stream("in")
+    dest = app.queue("failures")
+    calls = []
+
+    @app.on_stream(s, batch_size=10, max_retry_attempts=2, on_failure=dest)
+    def fn(event, context):
+        calls.append(1)
+        raise ValueError("boom")
+
+    s.put("a", "k")
+    s.put("b", "k")
+    app.drain()
+    assert len(calls) == 3  # first attempt + 2 retries
+    [m] = dest.receive()
+    doc = m.json()
+    assert doc["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert doc["requestContext"]["approximateInvokeCount"] == 3
+    info = doc["KinesisBatchInfo"]
+    assert info["batchSize"] == 2 and info["shardId"] == "shardId-000000000000"
+    assert doc["responseContext"]["functionError"] == "ValueError"
+    # The checkpoint moved on: new records are processed by a healthy handler.
+    assert app.drain().invocations == 0
+
+
+def test_without_destination_failures_land_in_the_function_dlq(app: App) -> None:
+    s = app.stream("in")
+
+    @app.on_stream(s, max_retry_attempts=0)
+    def broken(event, context):
+        raise RuntimeError("always")
+
+    s.put("a", "k")
+    app.drain()
+    assert len(app.queue("broken-dlq").receive()) == 1
+
+
+def test_bisect_on_error_isolates_the_poison_record(app: App) -> None:
+    s = app.stream("in")
+    dest = app.queue("failures")
+    ok: list[str] = []
+
+    @app.on_stream(s, batch_size=8, bisect_on_error=True, max_retry_attempts=1, on_failure=dest)
+    def fn(event, context):
+        data = _data(event)
+        if "poison" in data:
+            raise ValueError("poison")
+        ok.extend(data)
+
+    for i in range(8):
+        s.put("poison" if i == 5 else str(i), "k")
+    app.drain()
+    assert sorted(ok) == ["0", "1", "2", "3", "4", "6", "7"]
+    [m] = dest.receive()
+    assert m.json()["KinesisBatchInfo"]["batchSize"] == 1
+
+
+def test_report_batch_item_failures_resumes_from_lowest_failure(app: App) -> None:
+    s = app.stream("in")
+    calls: list[list[str]] = []
+
+    @app.on_stream(s, batch_size=5, report_batch_item_failures=True)
+    def fn(event, context):
+        data = _data(event)
+        calls.append(data)
+        if len(calls) == 1:
+            recs = event["Records"]
+            return {"batchItemFailures": [{"itemIdentifier": recs[3]["kinesis"]["sequenceNumber"]},
+                                          {"itemIdentifier": recs[2]["kinesis"]["sequenceNumber"]}]}
+        return {"batchItemFailures": []}
+
+    for i in range(5):
+        s.put(str(i), "k")
+    app.drain()
+    assert calls == [["0", "1", "2", "3", "4"], ["2", "3", "4"]]
+
+
+def test_bad_item_identifier_fails_the_whole_batch(app: App) -> None:
+    s = app.stream("in")
+    calls: list[list[str]] = []
+
+    @app.on_stream(s, batch_size=5, report_batch_item_failures=True)
+    def fn(event, context):
+        calls.append(_data(event))
+        if len(calls) == 1:
+            return {"batchItemFailures": [{"itemIdentifier": ""}]}
+        return None
+
+    s.put("a", "k")
+    s.put("b", "k")
+    app.drain()
+    assert calls == [["a", "b"], ["a", "b"]]
+
+
+def test_parallelization_keeps_order_per_partition_key(app: App) -> None:
+    s = app.stream("in")
+    per_key: dict[str, list[int]] = {}
+
+    @app.on_stream(s, batch_size=4, parallelization_factor=5)
+    def fn(event, context):
+        for r in event["Records"]:
+            per_key.setdefault(r["kinesis"]["partitionKey"], []).append(
+                int(base64.b64decode(r["kinesis"]["data"])))
+
+    for i in range(200):
+        s.put(str(i), f"key-{i % 13}")
+    app.drain()
+    assert sum(len(v) for v in per_key.values()) == 200
+    for values in per_key.values():
+        assert values == sorted(values)
+
+
+def test_starting_position_latest_skips_existing_records(app: App) -> None:
+    s = app.stream("in")
+    s.put("old", "k")
+    seen: list[str] = []
+
+    @app.on_stream(s, starting_position="LATEST")
+    def fn(event, context):
+        seen.extend(_data(event))
+
+    app.drain()
+    s.put("new", "k")
+    app.drain()
+    assert seen == ["new"]
+
+
+def test_max_record_age_discards_old_records(app_factory, clock: ManualClock) -> None:
+    app = app_factory("aged", clock=clock)
+    s = app.stream("in")
+    dest = app.queue("failures")
+    seen: list[str] = []
+
+    @app.on_stream(s, max_record_age_s=60, on_failure=dest)
+    def fn(event, context):
+        seen.extend(_data(event))
+
+    s.put("stale", "k")
+    clock.advance(120)
+    s.put("fresh", "k")
+    app.drain()
+    assert seen == ["fresh"]
+    assert dest.receive()[0].json()["requestContext"]["condition"] == "RecordAgeExceeded"
+
+
+def test_batching_window_waits_for_more_records(app_factory, clock: ManualClock) -> None:
+    app = app_factory("win", clock=clock)
+    s = app.stream("in")
+    batches: list[list[str]] = []
+
+    @app.on_stream(s, batch_size=100, batching_window_s=5)
+    def fn(event, context):
+        batches.append(_data(event))
+
+    s.put("a", "k")
+    rt = app.runtime()
+    for p in rt.stream_pollers:
+        rt.leases.try_acquire(p.name)
+    assert not rt.stream_pollers[0].poll_once().worked  # window still open
+    clock.advance(2)
+    s.put("b", "k")
+    clock.advance(3.5)
+    assert rt.stream_pollers[0].poll_once().worked
+    assert batches == [["a", "b"]]
+
+
+def test_table_stream_events(app: App) -> None:
+    t = app.table("items", key="id", stream="new_and_old_images")
+    events: list[dict[str, Any]] = []
+
+    @app.on_table_stream(t, batch_size=100)
+    def fn(event, context):
+        events.extend(event["Records"])
+
+    t.put({"id": "a", "v": 1})
+    t.put({"id": "a", "v": 1})  # no change: no record, as DynamoDB Streams
+    t.update({"id": "a"}, "SET v = v + :one", values={":one": 1})
+    t.delete({"id": "a"})
+    app.drain()
+    assert [e["eventName"] for e in events] == ["INSERT", "MODIFY", "REMOVE"]
+    ins, mod, rem = (e["dynamodb"] for e in events)
+    assert ins["Keys"] == {"id": {"S": "a"}} and ins["NewImage"]["v"] == {"N": "1"}
+    assert "OldImage" not in ins
+    assert mod["OldImage"]["v"] == {"N": "1"} and mod["NewImage"]["v"] == {"N": "2"}
+    assert "NewImage" not in rem and rem["OldImage"]["v"] == {"N": "2"}
+    assert ins["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert int(ins["SequenceNumber"]) < int(mod["SequenceNumber"])
+
+
+def test_keys_only_stream_has_no_images(app: App) -> None:
+    t = app.table("items", key="id", stream="keys_only")
+    events: list[dict[str, Any]] = []
+
+    @app.on_table_stream(t)
+    def fn(event, context):
+        events.extend(event["Records"])
+
+    t.put({"id": "a", "v": 1})
+    app.drain()
+    assert set(events[0]["dynamodb"]) >= {"Keys", "SequenceNumber", "SizeBytes"}
+    assert "NewImage" not in events[0]["dynamodb"]
+
+
+def test_table_without_stream_cannot_trigger(app: App) -> None:
+    t = app.table("plain", key="id")
+    with pytest.raises(ValidationError, match="no change stream"):
+        app.on_table_stream(t)
+
+
+def test_queue_trigger_deletes_on_success_and_redrives_poison(app_factory, clock) -> None:
+    app = app_factory("qt", clock=clock)
+    dlq = app.queue("dlq")
+    q = app.queue("jobs", visibility_timeout_s=10, dead_letter=dlq, max_receive_count=3)
+    done: list[str] = []
+
+    @app.on_queue(q, batch_size=10)
+    def fn(event, context):
+        for r in event["Records"]:
+            if r["body"] == "poison":
+                raise ValueError("bad message")
+            done.append(r["body"])
+
+    q.send("ok")
+    app.drain()
+    q.send("poison")
+    app.drain()
+    assert done == ["ok"]
+    assert [m.body for m in dlq.receive()] == ["poison"]
+
+
+def test_queue_partial_batch_failures_keep_only_failed(app_factory, clock) -> None:
+    app = app_factory("qp", clock=clock)
+    q = app.queue("jobs", visibility_timeout_s=10)
+    seen: list[str] = []
+
+    @app.on_queue(q, batch_size=10, report_batch_item_failures=True)
+    def fn(event, context):
+        fails = []
+        for r in event["Records"]:
+            seen.append(r["body"])
+            if r["body"] == "b" and seen.count("b") == 1:
+                fails.append({"itemIdentifier": r["messageId"]})
+        return {"batchItemFailures": fails}
+
+    q.send_many([{"body": "a"}, {"body": "b"}, {"body": "c"}])
+    app.drain()
+    assert sorted(seen) == ["a", "b", "b", "c"]
+    assert len(q) == 0
+
+
+def test_sqs_event_shape(app: App) -> None:
+    q = app.queue("jobs")
+    got: list[dict[str, Any]] = []
+
+    @app.on_queue(q)
+    def fn(event, context):
+        got.extend(event["Records"])
+
+    q.send("hello", attributes={"a": "b"})
+    app.drain()
+    [r] = got
+    assert r["body"] == "hello" and r["eventSource"] == "aws:sqs"
+    assert r["attributes"]["ApproximateReceiveCount"] == "1"
+    assert r["messageAttributes"]["a"]["stringValue"] == "b"
+
+
+def test_object_trigger_filters_prefix_and_suffix(app: App) -> None:
+    keys: list[str] = []
+
+    @app.on_object(prefix="raw/", suffix=".json")
+    def fn(event, context):
+        keys.extend(r["s3"]["object"]["key"] for r in event["Records"])
+
+    app.lake.put("raw/a.json", b"{}")
+    app.lake.put("raw/b.csv", b"x")
+    app.lake.put("other/c.json", b"{}")
+    app.drain()
+    assert keys == ["raw/a.json"]
+    assert app.lake.get("raw/a.json") == b"{}"
+
+
+def test_object_trigger_failures_retry_twice_then_dead_letter(app: App) -> None:
+    calls = []
+
+    @app.on_object(prefix="in/")
+    def etl(event, context):
+        calls.append(1)
+        raise RuntimeError("cannot parse")
+
+    app.lake.put("in/x", b"1")
+    app.drain()
+    assert len(calls) == 3
+    [m] = app.queue("etl-dlq").receive()
+    doc = m.json()
+    assert doc["requestContext"]["condition"] == "RetriesExhausted"
+    assert doc["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "in/x"
+
+
+def test_schedule_fires_once_per_tick_across_runtimes(app_factory, clock: ManualClock) -> None:
+    app = app_factory("sched", clock=clock)
+    fired: list[dict[str, Any]] = []
+
+    @app.on_schedule("rate(1 minute)")
+    def tick(event, context):
+        fired.append(event)
+
+    app.drain()  # first start: nothing due yet
+    assert fired == []
+    clock.advance(61)
+    # A second worker's ticker competes for the same tick.
+    from eventlake.runtime.scheduler import Ticker
+
+    other = Ticker(app.env, "tick", "rate(1 minute)", "schedule:tick")
+    other.tick()
+    app.drain()
+    assert len(fired) == 1
+    assert fired[0]["detail-type"] == "Scheduled Event" and fired[0]["source"] == "aws.events"
+    clock.advance(600)  # missed ticks are not replayed: one fire
+    app.drain()
+    assert len(fired) == 2
+
+
+def test_handler_timeout_counts_as_failure(app: App) -> None:
+    s = app.stream("in")
+    dest = app.queue("f")
+    calls = []
+
+    @app.on_stream(s, max_retry_attempts=0, on_failure=dest, timeout_s=0.05)
+    def slow(event, context):
+        calls.append(1)
+        time.sleep(0.3)
+
+    s.put("x", "k")
+    app.drain()
+    assert dest.receive()[0].json()["responseContext"]["functionError"] == "Sandbox.Timedout"
+    assert app.metrics()["functions"]["slow"]["timeouts"] == 1
+
+
+def test_unserialisable_response_is_an_error(app: App) -> None:
+    s = app.stream("in")
+    dest = app.queue("f")
+
+    @app.on_stream(s, max_retry_attempts=0, on_failure=dest)
+    def weird(event, context):
+        return object()
+
+    s.put("x", "k")
+    app.drain()
+    assert dest.receive()[0].json()["responseContext"]["functionError"] == "Runtime.MarshalError"
+
+
+def test_atomic_handler_effects_roll_back_with_failure(app: App) -> None:
+    s = app.stream("in")
+    t = app.table("counts", key="id")
+    attempts = []
+
+    @app.on_stream(s, atomic=True)
+    def count(event, context):
+        attempts.append(1)
+        t.update({"id": "n"}, "ADD c :n", values={":n": len(event["Records"])})
+        if len(attempts) == 1:
+            raise RuntimeError("crash after the write")
+
+    for i in range(3):
+        s.put(str(i), "k")
+    app.drain()
+    assert t.get({"id": "n"})["c"] == 3  # not 6: the first attempt's write rolled back
+
+
+def test_unknown_and_bad_options_are_rejected(app: App) -> None:
+    s = app.stream("in")
+    with pytest.raises(ValidationError, match="unknown option"):
+        app.on_stream(s, batchsize=10)
+    with pytest.raises(ValidationError, match="batch_size"):
+        app.on_stream(s, batch_size=0)(lambda e, c: None)
+    with pytest.raises(ValidationError, match="parallelization_factor"):
+        app.on_stream(s, parallelization_factor=11)(lambda e, c: None)
+    with pytest.raises(ValidationError, match="event, context"):
+        app.on_stream(s)(lambda e: None)
+
+
+def test_metrics_count_invocations_and_errors(app: App) -> None:
+    s = app.stream("in")
+    n = []
+
+    @app.on_stream(s, max_retry_attempts=0)
+    def fn(event, context):
+        n.append(1)
+        if len(n) == 1:
+            raise RuntimeError("x")
+
+    s.put("a", "k")
+    s.put("b", "k2")
+    app.drain()
+    m = app.metrics()["functions"]["fn"]
+    assert m["invocations"] == 2 and m["errors"] == 1
+
+
+def test_json_log_lines(app: App, caplog) -> None:
+    import logging
+
+    s = app.stream("in")
+
+    @app.on_stream(s)
+    def fn(event, context):
+        return {"ok": True}
+
+    s.put("a", "k")
+    with caplog.at_level(logging.INFO, logger="eventlake.functions"):
+        app.drain()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(x.startswith("START RequestId: ") for x in lines)
+    assert any(x.startswith("END RequestId: ") for x in lines)
+    assert any(x.startswith("REPORT RequestId: ") and "Duration:" in x for x in lines)
+    _ = json
