@@ -179,7 +179,9 @@ class App:
             raise ValidationError(
                 f"handler {getattr(handler, '__name__', handler)!r} must take (event, context)"
             )
-        name = fn_opts.pop("name", None) or handler.__name__
+        name = fn_opts.pop("name", None) or getattr(handler, "__name__", "")
+        if name == "<lambda>":
+            raise ValidationError("a lambda has no name: pass name=... to the decorator")
         if name in self._functions:
             raise ValidationError(f"a function named {name!r} is already registered; pass name=...")
         fn = Function(name=name, handler=handler, **fn_opts)
@@ -191,8 +193,8 @@ class App:
         mapping = StreamMapping(**map_opts)
 
         def deco(handler: Handler) -> Handler:
+            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
             fn = self._function(handler, dict(fn_opts))
-            mapping.validate(fn.name)
             self._registrations.append(_StreamRegistration(fn, mapping, source))
             return handler
 
@@ -228,8 +230,8 @@ class App:
         mapping = QueueMapping(**map_opts)
 
         def deco(handler: Handler) -> Handler:
+            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
             fn = self._function(handler, dict(fn_opts))
-            mapping.validate(fn.name)
             self._registrations.append(_QueueRegistration(fn, mapping, queue))
             return handler
 
@@ -258,8 +260,8 @@ class App:
         source = ObjectSource(self.lake, prefix, suffix, events)
 
         def deco(handler: Handler) -> Handler:
+            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
             fn = self._function(handler, dict(fn_opts))
-            mapping.validate(fn.name)
             self._registrations.append(_StreamRegistration(fn, mapping, source))
             return handler
 
@@ -275,8 +277,8 @@ class App:
         mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=on_failure)
 
         def deco(handler: Handler) -> Handler:
+            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
             fn = self._function(handler, dict(fn_opts))
-            mapping.validate(fn.name)
             self._registrations.append(_ScheduleRegistration(fn, expression, mapping))
             return handler
 
@@ -311,15 +313,16 @@ class App:
         else:
             run_workers(self, workers, duration_s=duration_s, stop=stop)
 
+    def lag(self) -> dict[str, int]:
+        """Per function: records or messages not yet processed (across all workers)."""
+        return self.runtime().lag()
+
     def metrics(self) -> dict[str, Any]:
         return self.runtime().metrics.snapshot()
 
     @property
     def functions(self) -> dict[str, Function]:
         return dict(self._functions)
-
-    def _before_fork(self) -> None:
-        self.env.state.close()
 
     def _after_fork(self) -> None:
         from .resources.env import Signals

@@ -98,6 +98,15 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
+def _register_apps() -> None:
+    from .apps.leda.cli import cli as leda
+
+    cli.add_typer(leda, name="leda")
+
+
+_register_apps()
+
+
 @cli.command()
 def version() -> None:
     """Print the version."""

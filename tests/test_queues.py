@@ -155,3 +155,71 @@ def test_purge(app: App) -> None:
     q = app.queue("jobs")
     q.send_many([{"body": str(i)} for i in range(5)])
     assert q.purge() == 5 and len(q) == 0
+
+
+def test_concurrent_consumers_never_get_the_same_message(app: App) -> None:
+    import threading
+
+    q = app.queue("jobs", visibility_timeout_s=60)
+    for i in range(0, 300, 10):
+        q.send_many([{"body": str(i + j)} for j in range(10)])
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def consume() -> None:
+        while True:
+            msgs = q.receive(10)
+            if not msgs:
+                return
+            with lock:
+                got.extend(m.body for m in msgs)
+            q.delete_many([m.receipt_handle for m in msgs])
+
+    threads = [threading.Thread(target=consume) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got, key=int) == [str(i) for i in range(300)]
+
+
+def test_fifo_groups_are_never_in_flight_twice_across_consumers(app: App) -> None:
+    import threading
+
+    q = app.queue("g.fifo", fifo=True, visibility_timeout_s=60)
+    for i in range(120):
+        q.send(f"{i % 4}:{i}", group_id=str(i % 4), dedup_id=str(i))
+    in_flight: set[str] = set()
+    order: dict[str, list[int]] = {}
+    lock = threading.Lock()
+    violations: list[str] = []
+
+    def consume() -> None:
+        idle = 0
+        while idle < 3:
+            msgs = q.receive(3)
+            if not msgs:
+                idle += 1
+                continue
+            idle = 0
+            groups = {m.group_id for m in msgs}
+            with lock:
+                if groups & in_flight:
+                    violations.append(f"{groups & in_flight} delivered twice")
+                in_flight.update(groups)
+                for m in msgs:
+                    g, n = m.body.split(":")
+                    order.setdefault(g, []).append(int(n))
+            with lock:
+                in_flight.difference_update(groups)
+            q.delete_many([m.receipt_handle for m in msgs])
+
+    threads = [threading.Thread(target=consume) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not violations
+    assert sum(len(v) for v in order.values()) == 120
+    for values in order.values():
+        assert values == sorted(values)

@@ -195,7 +195,7 @@ def test_max_record_age_discards_old_records(app_factory, clock: ManualClock) ->
 
 
 def test_batching_window_waits_for_more_records(app_factory, clock: ManualClock) -> None:
-    app = app_factory("win", clock=clock)
+    app = app_factory("win", clock=clock, lease_ttl_s=60)
     s = app.stream("in")
     batches: list[list[str]] = []
 
@@ -434,7 +434,7 @@ def test_metrics_count_invocations_and_errors(app: App) -> None:
     s = app.stream("in")
     n = []
 
-    @app.on_stream(s, max_retry_attempts=0)
+    @app.on_stream(s, max_retry_attempts=0, batch_size=1)
     def fn(event, context):
         n.append(1)
         if len(n) == 1:

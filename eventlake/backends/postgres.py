@@ -26,6 +26,9 @@ DIALECT = Dialect(
 )
 
 
+_INHERITED: list[object] = []
+
+
 class PostgresBackend(SqlBackend):
     dialect = DIALECT
 
@@ -82,7 +85,9 @@ class PostgresBackend(SqlBackend):
     def reset_after_fork(self) -> None:
         import psycopg_pool
 
-        # The parent's sockets belong to the parent: open a fresh pool without closing theirs.
+        # The parent's sockets belong to the parent: open a fresh pool, and keep the inherited
+        # one referenced so that it is never finalised (which would close the parent's sessions).
+        _INHERITED.append(self._pool)
         self._pid = os.getpid()
         self._pool = self._make_pool(psycopg_pool)
 

@@ -44,6 +44,9 @@ def path_from_url(url: str) -> str:
     return path
 
 
+_INHERITED: list[object] = []
+
+
 class SqliteBackend(SqlBackend):
     dialect = DIALECT
 
@@ -105,7 +108,9 @@ class SqliteBackend(SqlBackend):
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
     def reset_after_fork(self) -> None:
-        # A connection opened by the parent must never be used by the child; just forget it.
+        # A connection opened by the parent must never be used, nor closed, by the child:
+        # keep the old objects referenced so the child's garbage collector never finalises them.
+        _INHERITED.append(self._local)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._pid = os.getpid()

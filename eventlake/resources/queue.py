@@ -333,6 +333,11 @@ class Queue:
 
     def receive_now(self, max_messages: int, visibility_timeout_s: float) -> list[Message]:
         moved: list[bool] = []
+        # A read-only look first: an idle consumer must not take the write lock every poll.
+        if not self.env.state.in_transaction():
+            nxt = self.env.state.transaction(lambda t: t.q_next_visible(self.key), readonly=True)
+            if nxt is None or nxt > self.env.clock.time():
+                return []
 
         def run(txn: Any) -> list[Message]:
             moved.clear()

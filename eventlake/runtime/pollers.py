@@ -81,13 +81,27 @@ class StreamPoller:
         self.attempts = 0
         self.not_before = 0.0
         self.wake_names = (source.log,)
+        self._ck: int | None = None  # authoritative while the lease is held
+        self._pending_ck: int | None = None
+        self._inflight: int | None = None
 
     # -- checkpoint
-    def _checkpoint(self) -> int:
+    # The kv value is "seq" or "seq:end". ``end`` marks a batch in flight: after a crash the
+    # next owner re-reads exactly (seq, end], so a retried batch is the same batch (the same
+    # records, in the same order) even across worker restarts, and tokens derived from a
+    # batch (md5 of its records) stay valid.
+    def _load(self) -> tuple[int, int | None]:
+        raw = self.env.state.transaction(lambda t: t.kv_get("ckpt", self.name), readonly=True)
+        if raw is None:
+            return self._init_checkpoint(), None
+        seq, _, end = raw.partition(":")
+        return int(seq), int(end) if end else None
+
+    def _init_checkpoint(self) -> int:
         def run(txn: Any) -> int:
-            raw = txn.kv_get("ckpt", self.name)
+            raw = txn.kv_get("ckpt", self.name, lock=True)
             if raw is not None:
-                return int(raw)
+                return int(raw.partition(":")[0])
             pos = self.m.starting_position.upper()
             if pos == "TRIM_HORIZON":
                 seq = 0
@@ -101,15 +115,38 @@ class StreamPoller:
 
         return self.env.state.transaction(run)
 
+    def _checkpoint(self) -> int:
+        if self._ck is None:
+            self._ck, self._inflight = self._load()
+        return self._ck
+
+    def _mark_inflight(self, end: int) -> None:
+        def run(txn: Any) -> None:
+            self.leases.check(txn, self.name)
+            txn.kv_put("ckpt", self.name, f"{self._ck}:{end}")
+
+        self.env.state.transaction(run)
+        self._inflight = end
+
     def _commit(self, txn: Any, seq: int) -> None:
         self.leases.check(txn, self.name)
-        txn.kv_put("ckpt", self.name, str(seq))
+        end = self._inflight if self._inflight is not None and self._inflight > seq else None
+        txn.kv_put("ckpt", self.name, f"{seq}:{end}" if end else str(seq))
+        # Only remembered once the transaction commits; a rollback must not move it.
+        self._pending_ck = seq
+
+    def _committed(self) -> None:
+        if self._pending_ck is not None:
+            self._ck = self._pending_ck
+            if self._inflight is not None and self._inflight <= self._ck:
+                self._inflight = None
+            self._pending_ck = None
 
     def _in_slot(self, row: LogRow) -> bool:
         n = self.m.parallelization_factor
         return n == 1 or zlib.crc32(row.pkey.encode()) % n == self.slot
 
-    def _read(self, after: int) -> tuple[list[LogRow], int]:
+    def _read(self, after: int, upto: int | None = None) -> tuple[list[LogRow], int]:
         rows: list[LogRow] = []
         end = after
         size = 0
@@ -119,6 +156,8 @@ class StreamPoller:
                 lambda t, a=end: t.log_read(self.src.log, self.shard, a, max(want, 100)),
                 readonly=True,
             )
+            if upto is not None:
+                chunk = [r for r in chunk if r.seq <= upto]
             if not chunk:
                 break
             for r in chunk:
@@ -145,20 +184,31 @@ class StreamPoller:
     def poll_once(self, *, flush: bool = False) -> PollResult:
         if not self.leases.holds(self.name):
             self.segments = []
+            self._ck = None
             return PollResult(False, None)
         now = self.env.clock.time()
         if not self.segments:
             ck = self._checkpoint()
-            rows, end = self._read(ck)
+            replay = self._inflight
+            rows, end = self._read(ck, replay)
+            if replay is not None and end < replay:
+                end = replay  # the rest of the range held only records of other lanes
             if end == ck:
                 return PollResult(False, None)
             if not rows:
                 self.env.state.transaction(lambda t: self._commit(t, end))
+                self._committed()
                 return PollResult(True)
             window = self.m.batching_window_s
-            if (window > 0 and not flush and len(rows) < self.m.batch_size
+            if (replay is None and window > 0 and not flush and len(rows) < self.m.batch_size
                     and now - rows[0].ts < window):
                 return PollResult(False, rows[0].ts + window)
+            if replay is None:
+                try:
+                    self._mark_inflight(end)
+                except LeaseLost:
+                    self._ck = None
+                    return PollResult(True)
             self.segments = [_Segment(rows, end)]
             self.attempts = 0
             self.not_before = 0.0
@@ -184,6 +234,7 @@ class StreamPoller:
             return PollResult(True)
         except LeaseLost:
             self.segments = []
+            self._ck = None
             return PollResult(True)
         return PollResult(True)
 
@@ -206,11 +257,13 @@ class StreamPoller:
             else:
                 self.env.state.transaction(lambda t: self._commit(t, seq))
 
+        self._pending_ck = None
         try:
             if self.fn.atomic:
                 self.env.state.transaction(lambda t: body(t))
             else:
                 body(None)
+            self._committed()
         except HandlerError as e:
             if isinstance(e, HandlerError) and e.error_type == "PartialBatchFailure":
                 self.rt.metrics.add(f"{self.fn.name}.partial_failures")
@@ -250,7 +303,9 @@ class StreamPoller:
             self._commit(txn, end)
             _send(dest, doc)
 
+        self._pending_ck = None
         self.env.state.transaction(run)
+        self._committed()
         self.rt.metrics.dead_lettered(self.fn.name, len(rows))
 
     def _failure_doc(self, rows: list[LogRow], condition: str, error: HandlerError | None) -> Any:

@@ -66,6 +66,24 @@ class Runtime:
     def _stream_lease_names(self) -> list[str]:
         return [p.name for p in self.stream_pollers]
 
+    def lag(self) -> dict[str, int]:
+        """Records each stream function still has to process, from the state backend.
+
+        Read in registration order, upstream first, so that a pipeline whose every stage shows
+        zero has really finished (a stage writes downstream before it moves its checkpoint).
+        """
+        out: dict[str, int] = {}
+        for p in self.stream_pollers:
+            def run(txn: Any, p: Any = p) -> int:
+                raw = txn.kv_get("ckpt", p.name)
+                ck = int(raw.partition(":")[0]) if raw else 0
+                return max(0, txn.log_last_seq(p.src.log, p.shard) - ck)
+
+            out[p.fn.name] = out.get(p.fn.name, 0) + self.env.state.transaction(run, readonly=True)
+        for q in self.queue_pollers:
+            out.setdefault(q.fn.name, len(q.queue))
+        return out
+
     # -- deterministic processing for tests
     def drain(self, timeout_s: float = 60.0, *, flush_windows: bool = True) -> DrainReport:
         clock = self.env.clock
@@ -177,38 +195,66 @@ def _child_main(app: Any, duration_s: float | None) -> None:
     Runtime(app).run(stop, duration_s=duration_s)
 
 
-def run_workers(app: Any, workers: int, *, duration_s: float | None = None,
-                stop: threading.Event | None = None, restart: bool = True) -> None:
-    """Start ``workers`` processes and keep them running (restarting any that die)."""
-    ctx = multiprocessing.get_context("fork")
-    stop = stop or threading.Event()
-    app._before_fork()
-    procs: list[Any] = []
+class Supervisor:
+    """Starts worker processes and restarts any that die (and, for chaos tests, kills them)."""
 
-    def start() -> Any:
-        p = ctx.Process(target=_child_main, args=(app, duration_s), daemon=False)
+    def __init__(self, app: Any, workers: int, *, duration_s: float | None = None,
+                 restart: bool = True) -> None:
+        self.app = app
+        self.workers = workers
+        self.duration_s = duration_s
+        self.restart = restart
+        self.procs: list[Any] = []
+        self.restarts = 0
+        self._ctx = multiprocessing.get_context("fork")
+
+    def _start(self) -> Any:
+        p = self._ctx.Process(target=_child_main, args=(self.app, self.duration_s), daemon=False)
         p.start()
         return p
 
-    procs = [start() for _ in range(workers)]
-    deadline = time.monotonic() + duration_s if duration_s else None
-    try:
-        while not stop.is_set():
-            if deadline and time.monotonic() >= deadline:
-                break
-            for i, p in enumerate(procs):
-                if not p.is_alive():
-                    if deadline and time.monotonic() >= deadline:
-                        continue
-                    if restart:
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.is_alive()]
+
+    def kill_one(self, rng: Any) -> int | None:
+        """kill -9 a random live worker; return its pid."""
+        pids = self.pids()
+        if not pids:
+            return None
+        pid = rng.choice(pids)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+        return int(pid)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        self.procs = [self._start() for _ in range(self.workers)]
+        deadline = time.monotonic() + self.duration_s if self.duration_s else None
+        try:
+            while not stop.is_set():
+                if deadline and time.monotonic() >= deadline:
+                    break
+                for i, p in enumerate(self.procs):
+                    if not p.is_alive() and self.restart:
                         log.warning("worker pid %s exited with %s; restarting", p.pid, p.exitcode)
-                        procs[i] = start()
-            stop.wait(0.2)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
+                        p.join(timeout=0)
+                        self.procs[i] = self._start()
+                        self.restarts += 1
+                stop.wait(0.1)
+        finally:
+            for p in self.procs:
+                if p.is_alive():
+                    os.kill(p.pid, signal.SIGTERM)
+            for p in self.procs:
+                p.join(timeout=10)
+                if p.is_alive():
+                    p.kill()
+                    p.join(timeout=5)
+
+
+def run_workers(app: Any, workers: int, *, duration_s: float | None = None,
+                stop: threading.Event | None = None, restart: bool = True) -> None:
+    """Start ``workers`` processes and keep them running (restarting any that die)."""
+    Supervisor(app, workers, duration_s=duration_s, restart=restart).run(stop)

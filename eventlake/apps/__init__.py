@@ -1,0 +1,1 @@
+"""Reference systems built on eventlake's public API only."""

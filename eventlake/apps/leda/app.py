@@ -1,0 +1,153 @@
+"""The leda pipeline on eventlake, in three modes.
+
+* ``lab1`` — the workshop's naive code: plain puts in state, no token in reduce. Under
+  failures it double counts, and stale versions overwrite newer ones.
+* ``lab2`` — the workshop's fix: conditional put ``attribute_not_exists(id) OR Version < :v``
+  in state, and ``ClientRequestToken = md5(batch)`` on the reduce transaction.
+* ``atomic`` — eventlake's own: state and reduce commit their effects together with their
+  checkpoints (``atomic=True``); the version condition stays (stale data is a data rule).
+
+Failure injection reads its rates from ParameterTable, as the workshop does: state fails
+mid-batch (after some writes), map after its write, reduce after its transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import time
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from ...app import App
+from ...errors import ConditionalCheckFailed, ValidationError
+from .generator import COUNT_KEY
+
+MODES = ("lab1", "lab2", "atomic")
+DEFAULT_FAILURES = {"state": 0.05, "map": 0.10, "reduce": 0.10}
+
+
+class InjectedFailure(Exception):
+    """A failure injected on purpose, as the workshop's ParameterTable asks."""
+
+
+def build_app(
+    mode: str = "lab2", *, state_url: str | None = None, lake_url: str | None = None,
+    shards: int = 4, map_window_s: float = 3.0, stale_after_s: float = 60.0,
+    seed: int | None = None, **settings: Any,
+) -> App:
+    if mode not in MODES:
+        raise ValidationError(f"leda mode must be one of {', '.join(MODES)}, got {mode!r}")
+    app = App("leda", state_url=state_url, lake_url=lake_url, **settings)
+    incoming = app.stream("IncomingDataStream", shards=shards)
+    state = app.table("StateTable", key="id", stream="new_and_old_images")
+    reduce_table = app.table("ReduceTable", key="MessageId", stream="new_image")
+    aggregate = app.table("AggregateTable", key="Identifier")
+    params = app.table("ParameterTable", key="parameter")
+    rng = random.Random(seed)
+    atomic = mode == "atomic"
+
+    def rate(name: str) -> float:
+        item = params.get({"parameter": f"{name}_failure_rate"})
+        return float(item["value"]) if item else 0.0
+
+    @app.on_stream(incoming, batch_size=100, max_retry_attempts=-1, atomic=atomic, name="state")
+    def state_fn(event: dict[str, Any], context: Any) -> None:
+        records = event["Records"]
+        fail_at = rng.randrange(len(records)) if rng.random() < rate("state") else -1
+        now = time.time()
+        for i, r in enumerate(records):
+            if i == fail_at:
+                raise InjectedFailure(f"state failed after {i} of {len(records)} writes")
+            trade = json.loads(base64.b64decode(r["kinesis"]["data"]))
+            if now - trade["Timestamp"] > stale_after_s:
+                continue
+            item = {
+                "id": trade["TradeID"], "Value": Decimal(str(trade["Value"])),
+                "Version": trade["Version"], "Timestamp": Decimal(str(trade["Timestamp"])),
+                "Hierarchy": trade["Hierarchy"],
+            }
+            if mode == "lab1":
+                state.put(item)
+                continue
+            try:
+                state.put(item, condition="attribute_not_exists(id) OR Version < :v",
+                          values={":v": trade["Version"]})
+            except ConditionalCheckFailed:
+                pass  # a duplicate or a stale version: nothing to do
+
+    @app.on_table_stream(state, batch_size=10_000, batching_window_s=map_window_s,
+                         max_retry_attempts=-1, name="map")
+    def map_fn(event: dict[str, Any], context: Any) -> None:
+        deltas: dict[str, Decimal] = defaultdict(Decimal)
+        count = 0
+        for r in event["Records"]:
+            ddb = r["dynamodb"]
+            if r["eventName"] in ("INSERT", "MODIFY"):
+                deltas[_leaf(ddb["NewImage"])] += Decimal(ddb["NewImage"]["Value"]["N"])
+                count += 1
+            if r["eventName"] in ("MODIFY", "REMOVE"):
+                deltas[_leaf(ddb["OldImage"])] -= Decimal(ddb["OldImage"]["Value"]["N"])
+        message = json.dumps({"deltas": {k: str(v) for k, v in deltas.items()}, COUNT_KEY: count})
+        batch_id = hashlib.sha256(json.dumps(event["Records"], sort_keys=True).encode()).hexdigest()
+        try:
+            reduce_table.put({"MessageId": batch_id, "Message": message},
+                             condition="attribute_not_exists(MessageId)")
+        except ConditionalCheckFailed:
+            pass  # this batch was already written by an earlier attempt
+        if rng.random() < rate("map"):
+            raise InjectedFailure("map failed after its write")
+
+    @app.on_table_stream(reduce_table, batch_size=1000, max_retry_attempts=-1,
+                         reserved_concurrency=1, atomic=atomic, name="reduce")
+    def reduce_fn(event: dict[str, Any], context: Any) -> None:
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        count = 0
+        for r in event["Records"]:
+            if r["eventName"] != "INSERT":
+                continue
+            msg = json.loads(r["dynamodb"]["NewImage"]["Message"]["S"])
+            for leaf, v in msg["deltas"].items():
+                parts = leaf.split(":")
+                for i in range(1, 4):
+                    totals[":".join(parts[:i])] += Decimal(v)
+            count += msg[COUNT_KEY]
+        if not totals and not count:
+            return
+        actions = [
+            aggregate.tx_update({"Identifier": k}, "ADD #v :d", names={"#v": "Value"},
+                                values={":d": v})
+            for k, v in sorted(totals.items())
+        ]
+        actions.append(aggregate.tx_update({"Identifier": COUNT_KEY}, "ADD #v :d",
+                                           names={"#v": "Value"}, values={":d": count}))
+        token = None
+        if mode == "lab2":
+            token = hashlib.md5(json.dumps(event["Records"], sort_keys=True).encode()).hexdigest()
+        app.transact(actions, token=token)
+        if rng.random() < rate("reduce"):
+            raise InjectedFailure("reduce failed after its transaction committed")
+
+    return app
+
+
+def _leaf(image: dict[str, Any]) -> str:
+    h = image["Hierarchy"]["M"]
+    return f"{h['RiskType']['S']}:{h['TradeDesk']['S']}:{h['Region']['S']}"
+
+
+def set_failures(app: App, rates: dict[str, float] | None) -> None:
+    """Write the failure rates into ParameterTable (all zero when ``rates`` is None)."""
+    params = app.table("ParameterTable", key="parameter")
+    for name in ("state", "map", "reduce"):
+        value = (rates or {}).get(name, 0.0)
+        if not 0 <= value <= 1:
+            raise ValidationError(f"failure rate for {name} must be 0-1, got {value}")
+        params.put({"parameter": f"{name}_failure_rate", "value": Decimal(str(value))})
+
+
+def aggregates(app: App) -> dict[str, Decimal]:
+    return {i["Identifier"]: i["Value"] for i in app.table("AggregateTable", key="Identifier").items()}

@@ -1,0 +1,106 @@
+"""Running leda rounds: produce, wait until the pipeline is idle, score; optionally with chaos."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...app import App
+from ...runtime.runner import Supervisor
+from .app import DEFAULT_FAILURES, aggregates, build_app, set_failures
+from .generator import Generator
+from .verify import Score, score_round
+
+
+@dataclass
+class RoundResult:
+    round: int
+    records: int
+    seconds: float
+    score: Score
+
+
+@dataclass
+class LedaRun:
+    mode: str = "lab2"
+    rounds: int = 1
+    hard: bool = False
+    failures: bool = False
+    chaos: bool = False
+    workers: int = 1
+    batches: int = 250
+    per_batch: int = 40
+    seed: int = 1
+    state_url: str | None = None
+    lake_url: str | None = None
+    map_window_s: float = 3.0
+    failure_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAILURES))
+    settings: dict[str, Any] = field(default_factory=dict)
+    results: list[RoundResult] = field(default_factory=list)
+    kills: int = 0
+
+    def build(self) -> App:
+        return build_app(self.mode, state_url=self.state_url, lake_url=self.lake_url,
+                         map_window_s=self.map_window_s, seed=self.seed, **self.settings)
+
+    def run(self, on_progress: Callable[[App, Generator, LedaRun], None] | None = None) -> list[RoundResult]:
+        app = self.build()
+        set_failures(app, self.failure_rates if self.failures else None)
+        gen = Generator(seed=self.seed, hard=self.hard, batches=self.batches, per_batch=self.per_batch)
+        stop = threading.Event()
+        workers = max(self.workers, 2 if self.chaos else 1)
+        sup: Supervisor | None = None
+        if workers > 1:
+            sup = Supervisor(app, workers)
+            runner = threading.Thread(target=sup.run, args=(stop,), daemon=True)
+        else:
+            runner = threading.Thread(target=app.run, kwargs={"stop": stop}, daemon=True)
+        runner.start()
+        chaos_rng = random.Random(self.seed + 1)
+        incoming = app.stream("IncomingDataStream", shards=4)
+        try:
+            for r in range(1, self.rounds + 1):
+                t0 = time.monotonic()
+                for batch in gen.round():
+                    incoming.put_many(batch)
+                    if self.chaos and sup is not None and chaos_rng.random() < 0.05:
+                        if sup.kill_one(chaos_rng):
+                            self.kills += 1
+                    if on_progress:
+                        on_progress(app, gen, self)
+                self._wait_idle(app, sup, chaos_rng, on_progress, gen)
+                seconds = time.monotonic() - t0
+                score = score_round(gen.expected(), aggregates(app), gen.effects)
+                self.results.append(RoundResult(r, gen.records_per_round(), seconds, score))
+                if on_progress:
+                    on_progress(app, gen, self)
+        finally:
+            stop.set()
+            runner.join(timeout=30)
+        app.close()
+        return self.results
+
+    def _wait_idle(self, app: App, sup: Supervisor | None, rng: random.Random,
+                   on_progress: Callable[..., None] | None, gen: Generator,
+                   timeout_s: float = 600) -> None:
+        deadline = time.monotonic() + timeout_s
+        quiet = 0
+        while time.monotonic() < deadline:
+            lag = app.lag()
+            if all(v == 0 for v in lag.values()):
+                quiet += 1
+                if quiet >= 3:
+                    return
+            else:
+                quiet = 0
+                if self.chaos and sup is not None and rng.random() < 0.1 and self.kills < 1000:
+                    if sup.kill_one(rng):
+                        self.kills += 1
+            if on_progress:
+                on_progress(app, gen, self)
+            time.sleep(0.1)
+        raise TimeoutError(f"leda: pipeline still busy after {timeout_s}s: {app.lag()}")

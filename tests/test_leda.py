@@ -1,0 +1,107 @@
+"""leda: lab1 is shown to fail, lab2 and atomic score 100 under failures and chaos kills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eventlake.apps.leda import Generator, score_round
+from eventlake.apps.leda.app import aggregates, build_app, set_failures
+from eventlake.apps.leda.generator import COUNT_KEY
+from eventlake.apps.leda.runner import LedaRun
+
+
+def _drain_round(app, gen: Generator) -> None:
+    incoming = app.stream("IncomingDataStream", shards=4)
+    for batch in gen.round():
+        incoming.put_many(batch)
+    app.drain(timeout_s=300)
+
+
+def _fast(state_url: str, tmp_path: Path, mode: str):
+    return build_app(mode, state_url=state_url, lake_url=f"file://{tmp_path}/lake", seed=3,
+                     retry_backoff_s=0.001, retry_backoff_max_s=0.005)
+
+
+def test_generator_hard_round_shape() -> None:
+    gen = Generator(seed=1, hard=True, batches=10, per_batch=40)
+    first = list(gen.round())
+    assert len(first) == 10 and all(len(b) == 40 for b in first)
+    texts = [r["data"] for r in first[0]]
+    assert len(set(texts)) <= 35  # 5 exact duplicates
+    assert gen.effects == 350  # round 1 has no earlier trades to modify
+    list(gen.round())
+    assert 350 < gen.effects < 700 + 40  # newer versions of round-1 trades add effects
+
+
+def test_generator_is_reproducible() -> None:
+    a, b = Generator(seed=9, hard=True, batches=5), Generator(seed=9, hard=True, batches=5)
+    for _ in range(2):
+        assert [r["partition_key"] for bt in a.round() for r in bt] == \
+               [r["partition_key"] for bt in b.round() for r in bt]
+    assert a.expected() == b.expected()
+
+
+@pytest.mark.parametrize("mode", ["lab2", "atomic"])
+def test_hard_rounds_with_failures_score_100(state_url: str, tmp_path: Path, mode: str) -> None:
+    app = _fast(state_url, tmp_path, mode)
+    set_failures(app, {"state": 0.05, "map": 0.10, "reduce": 0.10})
+    gen = Generator(seed=5, hard=True, batches=15, per_batch=40)
+    for _ in range(3):
+        _drain_round(app, gen)
+        score = score_round(gen.expected(), aggregates(app), gen.effects)
+        assert score.ok, score.rows
+        assert score.actual_count == score.expected_count  # none lost, none double counted
+    assert app.metrics()["functions"]["reduce"]["errors"] > 0  # failures really happened
+    app.close()
+
+
+def test_easy_round_without_failures_scores_100_in_lab1(state_url: str, tmp_path: Path) -> None:
+    app = _fast(state_url, tmp_path, "lab1")
+    gen = Generator(seed=2, batches=10)
+    _drain_round(app, gen)
+    assert score_round(gen.expected(), aggregates(app), gen.effects).ok
+    app.close()
+
+
+def test_lab1_is_wrong_under_failures(state_url: str, tmp_path: Path) -> None:
+    app = _fast(state_url, tmp_path, "lab1")
+    set_failures(app, {"state": 0.05, "map": 0.10, "reduce": 0.7})
+    gen = Generator(seed=5, hard=True, batches=15, per_batch=40)
+    scores = []
+    for _ in range(2):
+        _drain_round(app, gen)
+        scores.append(score_round(gen.expected(), aggregates(app), gen.effects))
+    assert not all(s.ok for s in scores)
+    assert scores[-1].actual_count > scores[-1].expected_count  # reduce retries double counted
+    app.close()
+
+
+def test_lab1_is_wrong_with_stale_versions_even_without_failures(sqlite_url: str, tmp_path: Path) -> None:
+    app = _fast(sqlite_url, tmp_path, "lab1")
+    gen = Generator(seed=11, hard=True, batches=25, per_batch=40, modify_rate=0.2)
+    for _ in range(2):
+        _drain_round(app, gen)
+    assert not score_round(gen.expected(), aggregates(app), gen.effects).ok
+    app.close()
+
+
+@pytest.mark.parametrize("mode", ["lab2", "atomic"])
+def test_chaos_kills_do_not_change_totals(sqlite_url: str, tmp_path: Path, mode: str) -> None:
+    run = LedaRun(mode=mode, rounds=2, hard=True, failures=True, chaos=True, workers=2,
+                  batches=30, per_batch=40, seed=4, state_url=sqlite_url,
+                  lake_url=f"file://{tmp_path}/lake", map_window_s=0.2,
+                  settings={"lease_ttl_s": 1.0, "retry_backoff_s": 0.005, "poll_interval_s": 0.01})
+    results = run.run()
+    assert run.kills > 0
+    for r in results:
+        assert r.score.ok, r.score.rows
+        assert r.score.actual_count == r.score.expected_count
+
+
+def test_count_key_is_not_scored() -> None:
+    from decimal import Decimal
+
+    s = score_round({"PV": Decimal(1)}, {"PV": Decimal(1), COUNT_KEY: Decimal(7)}, 5)
+    assert s.ok and s.actual_count == 7
