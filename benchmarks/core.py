@@ -32,7 +32,7 @@ from rich.table import Table
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from eventlake import App  # noqa: E402
+from eventlake import App
 
 console = Console()
 
@@ -48,8 +48,10 @@ def raw_conn(path: str) -> sqlite3.Connection:
     c = sqlite3.connect(path, isolation_level=None)
     c.execute("PRAGMA journal_mode=WAL")
     c.execute("PRAGMA synchronous=NORMAL")
-    c.execute("CREATE TABLE log (shard INTEGER, seq INTEGER, pkey TEXT, data BLOB, ts REAL, "
-              "PRIMARY KEY (shard, seq))")
+    c.execute(
+        "CREATE TABLE log (shard INTEGER, seq INTEGER, pkey TEXT, data BLOB, ts REAL, "
+        "PRIMARY KEY (shard, seq))"
+    )
     c.execute("CREATE TABLE items (pk BLOB PRIMARY KEY, data BLOB) WITHOUT ROWID")
     c.execute("CREATE TABLE q (id TEXT PRIMARY KEY, body BLOB, visible REAL, receipt TEXT)")
     c.execute("CREATE INDEX qv ON q (visible)")
@@ -66,8 +68,10 @@ def raw_put_single(c: sqlite3.Connection, records: list[bytes]) -> None:
 def raw_put_batched(c: sqlite3.Connection, records: list[bytes], base: int) -> None:
     for start in range(0, len(records), 500):
         c.execute("BEGIN IMMEDIATE")
-        c.executemany("INSERT INTO log VALUES (1, ?, 'k', ?, ?)",
-                      [(base + start + j, r, time.time()) for j, r in enumerate(records[start:start + 500])])
+        c.executemany(
+            "INSERT INTO log VALUES (1, ?, 'k', ?, ?)",
+            [(base + start + j, r, time.time()) for j, r in enumerate(records[start : start + 500])],
+        )
         c.execute("COMMIT")
 
 
@@ -105,11 +109,17 @@ def moto_results(n_single: int, n_batched: int, n_queue: int, n_put: int) -> dic
     with mock_aws():
         kin = boto3.client("kinesis", region_name="us-east-1")
         kin.create_stream(StreamName="s", ShardCount=1)
-        out["stream put (single)"] = rate(n_single, lambda: [
-            kin.put_record(StreamName="s", Data=b"x" * 100, PartitionKey=str(i)) for i in range(n_single)])
+        out["stream put (single)"] = rate(
+            n_single,
+            lambda: [
+                kin.put_record(StreamName="s", Data=b"x" * 100, PartitionKey=str(i)) for i in range(n_single)
+            ],
+        )
         recs = [{"Data": b"x" * 100, "PartitionKey": str(i)} for i in range(500)]
-        out["stream put (batched)"] = rate(n_batched, lambda: [
-            kin.put_records(StreamName="s", Records=recs) for _ in range(n_batched // 500)])
+        out["stream put (batched)"] = rate(
+            n_batched,
+            lambda: [kin.put_records(StreamName="s", Records=recs) for _ in range(n_batched // 500)],
+        )
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = sqs.create_queue(QueueName="q")["QueueUrl"]
 
@@ -121,12 +131,23 @@ def moto_results(n_single: int, n_batched: int, n_queue: int, n_put: int) -> dic
 
         out["queue send+receive+delete"] = rate(n_queue, cycle)
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
-        out["conditional table put"] = rate(n_put, lambda: [
-            ddb.put_item(TableName="t", Item={"id": {"S": f"item-{i}"}, "v": {"N": "1"}},
-                         ConditionExpression="attribute_not_exists(id)") for i in range(n_put)])
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        out["conditional table put"] = rate(
+            n_put,
+            lambda: [
+                ddb.put_item(
+                    TableName="t",
+                    Item={"id": {"S": f"item-{i}"}, "v": {"N": "1"}},
+                    ConditionExpression="attribute_not_exists(id)",
+                )
+                for i in range(n_put)
+            ],
+        )
     return out
 
 
@@ -148,16 +169,21 @@ def eventlake_results(tmp: str, n_single: int, n_batched: int, n_queue: int, n_p
 
     out["queue send+receive+delete"] = rate(n_queue, cycle)
     t = app.table("t", key="id")
-    out["conditional table put"] = rate(n_put, lambda: [
-        t.put({"id": f"item-{i}", "v": 1}, condition="attribute_not_exists(id)") for i in range(n_put)])
+    out["conditional table put"] = rate(
+        n_put,
+        lambda: [
+            t.put({"id": f"item-{i}", "v": 1}, condition="attribute_not_exists(id)") for i in range(n_put)
+        ],
+    )
     app.close()
     return out
 
 
 def end_to_end(tmp: str, n: int, target_rate: float, seconds: float) -> dict[str, float]:
     """Throughput of stream → handler, then latency at a steady 1,000 records/s."""
-    app = App("e2e", state_url=f"sqlite:///{tmp}/e2e.db", lake_url=f"file://{tmp}/lake2",
-              poll_interval_s=0.005)
+    app = App(
+        "e2e", state_url=f"sqlite:///{tmp}/e2e.db", lake_url=f"file://{tmp}/lake2", poll_interval_s=0.005
+    )
     s = app.stream("in", shards=4)
     latencies: list[float] = []
     count = [0]
@@ -188,8 +214,9 @@ def end_to_end(tmp: str, n: int, target_rate: float, seconds: float) -> dict[str
     start = time.perf_counter()
     total = int(target_rate * seconds)
     while sent < total:
-        s.put_many([{"data": {"t": time.time(), "i": sent + j}, "partition_key": str(sent + j)}
-                    for j in range(10)])
+        s.put_many(
+            [{"data": {"t": time.time(), "i": sent + j}, "partition_key": str(sent + j)} for j in range(10)]
+        )
         sent += 10
         delay = start + sent / target_rate - time.perf_counter()
         if delay > 0:
@@ -223,25 +250,37 @@ def main() -> None:
         progress.advance(task)
         el = eventlake_results(tmp, n_single, n_batched, n_queue, n_put)
         progress.advance(task)
-        mo = moto_results(max(n_single // 4, 100), min(n_batched, 10_000), max(n_queue // 4, 100),
-                          max(n_put // 4, 100))
+        mo = moto_results(
+            max(n_single // 4, 100), min(n_batched, 10_000), max(n_queue // 4, 100), max(n_put // 4, 100)
+        )
         progress.advance(task)
         e2e = end_to_end(tmp, int(20_000 * k), 1000.0, 5.0)
         progress.advance(task, 2)
     table = Table(title="eventlake core benchmark (ops/s; SQLite, embedded)")
     for col in ("operation", "eventlake", "raw sqlite3", "moto", "vs sqlite3", "vs moto"):
         table.add_column(col, justify="right" if col != "operation" else "left")
-    lines = ["| operation | eventlake ops/s | raw sqlite3 ops/s | moto ops/s | eventlake / sqlite3 | eventlake / moto |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| operation | eventlake ops/s | raw sqlite3 ops/s | moto ops/s "
+        "| eventlake / sqlite3 | eventlake / moto |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for op in raw:
-        row = (op, f"{el[op]:,.0f}", f"{raw[op]:,.0f}", f"{mo[op]:,.0f}",
-               f"{el[op] / raw[op]:.0%}", f"{el[op] / mo[op]:.1f}×")
+        row = (
+            op,
+            f"{el[op]:,.0f}",
+            f"{raw[op]:,.0f}",
+            f"{mo[op]:,.0f}",
+            f"{el[op] / raw[op]:.0%}",
+            f"{el[op] / mo[op]:.1f}×",
+        )
         table.add_row(*row)
         lines.append("| " + " | ".join(row) + " |")
     console.print(table)
-    e2e_line = (f"stream → handler: {e2e['throughput']:,.0f} records/s; end-to-end latency at "
-                f"1,000 records/s: p50 {e2e['p50']:.1f} ms, p99 {e2e['p99']:.1f} ms "
-                f"({e2e['samples']:,} samples)")
+    e2e_line = (
+        f"stream → handler: {e2e['throughput']:,.0f} records/s; end-to-end latency at "
+        f"1,000 records/s: p50 {e2e['p50']:.1f} ms, p99 {e2e['p99']:.1f} ms "
+        f"({e2e['samples']:,} samples)"
+    )
     console.print(e2e_line)
     print("\n".join(lines))
     print(f"\n{e2e_line}")

@@ -31,8 +31,9 @@ _FUNCTION_OPTIONS = ("name", "timeout_s", "memory_mb", "reserved_concurrency", "
 Handler = Callable[[Any, Any], Any]
 
 
-def _split(kind: str, options: dict[str, Any], mapping_cls: type | None,
-           extra: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split(
+    kind: str, options: dict[str, Any], mapping_cls: type | None, extra: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
     mapping_names = {f.name for f in fields(mapping_cls)} if mapping_cls else set()
     allowed = set(_FUNCTION_OPTIONS) | mapping_names | set(extra)
     unknown = sorted(set(options) - allowed)
@@ -92,9 +93,14 @@ class App:
     """An event-driven application: ``App("name")``, declare resources, decorate handlers."""
 
     def __init__(
-        self, name: str = "app", *, config: str | None = None,
-        state_url: str | StateBackend | None = None, lake_url: str | ObjectStore | None = None,
-        clock: Clock | None = None, **settings: Any,
+        self,
+        name: str = "app",
+        *,
+        config: str | None = None,
+        state_url: str | StateBackend | None = None,
+        lake_url: str | ObjectStore | None = None,
+        clock: Clock | None = None,
+        **settings: Any,
     ) -> None:
         state_obj = state_url if isinstance(state_url, StateBackend) else None
         lake_obj = lake_url if isinstance(lake_url, ObjectStore) else None
@@ -128,15 +134,23 @@ class App:
         s = self._streams[name] = Stream(self.env, name, shards=shards, retention_hours=retention_hours)
         return s
 
-    def table(self, name: str, *, key: str | tuple[str, str], sort_key: str | tuple[str, str] | None = None,
-              stream: str | None = None, stream_shards: int = 1) -> Table:
+    def table(
+        self,
+        name: str,
+        *,
+        key: str | tuple[str, str],
+        sort_key: str | tuple[str, str] | None = None,
+        stream: str | None = None,
+        stream_shards: int = 1,
+    ) -> Table:
         from .resources.table import Table
 
         t = self._tables.get(name)
         if t is not None:
             return t
-        t = self._tables[name] = Table(self.env, name, key=key, sort_key=sort_key, stream=stream,
-                                       stream_shards=stream_shards)
+        t = self._tables[name] = Table(
+            self.env, name, key=key, sort_key=sort_key, stream=stream, stream_shards=stream_shards
+        )
         return t
 
     def queue(self, name: str, **options: Any) -> Queue:
@@ -173,8 +187,10 @@ class App:
             params = inspect.signature(handler).parameters
         except (TypeError, ValueError):
             params = None
-        if params is not None and len(params) < 2 and not any(
-            p.kind == p.VAR_POSITIONAL for p in params.values()
+        if (
+            params is not None
+            and len(params) < 2
+            and not any(p.kind == p.VAR_POSITIONAL for p in params.values())
         ):
             raise ValidationError(
                 f"handler {getattr(handler, '__name__', handler)!r} must take (event, context)"
@@ -188,7 +204,9 @@ class App:
         self._functions[name] = fn
         return fn
 
-    def _stream_trigger(self, kind: str, source: Any, options: dict[str, Any]) -> Callable[[Handler], Handler]:
+    def _stream_trigger(
+        self, kind: str, source: Any, options: dict[str, Any]
+    ) -> Callable[[Handler], Handler]:
         fn_opts, map_opts = _split(kind, options, StreamMapping)
         mapping = StreamMapping(**map_opts)
 
@@ -237,9 +255,14 @@ class App:
 
         return deco
 
-    def on_object(self, *, prefix: str = "", suffix: str = "",
-                  events: Sequence[str] = ("ObjectCreated:*",), **options: Any
-                  ) -> Callable[[Handler], Handler]:
+    def on_object(
+        self,
+        *,
+        prefix: str = "",
+        suffix: str = "",
+        events: Sequence[str] = ("ObjectCreated:*",),
+        **options: Any,
+    ) -> Callable[[Handler], Handler]:
         """Invoke the handler with S3 notifications for lake objects matching prefix/suffix.
 
         Like S3 → Lambda (an asynchronous invocation): two retries, then the failure
@@ -254,8 +277,11 @@ class App:
                     f"on_object: unknown event {e!r}; use ObjectCreated:* or ObjectRemoved:* (or a "
                     "specific one such as ObjectCreated:Put)"
                 )
-        mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=map_opts.get("on_failure")
-                                if "on_failure" in map_opts else options.get("on_failure"))
+        mapping = StreamMapping(
+            batch_size=1,
+            max_retry_attempts=2,
+            on_failure=map_opts.get("on_failure") if "on_failure" in map_opts else options.get("on_failure"),
+        )
         fn_opts.pop("on_failure", None)
         source = ObjectSource(self.lake, prefix, suffix, events)
 
@@ -303,8 +329,9 @@ class App:
         """
         return self.runtime().drain(timeout_s, flush_windows=flush_windows)
 
-    def run(self, workers: int = 1, *, duration_s: float | None = None,
-            stop: threading.Event | None = None) -> None:
+    def run(
+        self, workers: int = 1, *, duration_s: float | None = None, stop: threading.Event | None = None
+    ) -> None:
         """Run until stopped (Ctrl-C / SIGTERM), or for ``duration_s`` seconds."""
         if not isinstance(workers, int) or workers < 1:
             raise ValidationError(f"workers must be a positive integer, got {workers!r}")

@@ -19,8 +19,11 @@ from rich.console import Console
 from . import __version__
 from .errors import EventlakeError
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="eventlake: event-driven pipelines with AWS semantics, embedded or at scale.")
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="eventlake: event-driven pipelines with AWS semantics, embedded or at scale.",
+)
 err = Console(stderr=True)
 
 
@@ -51,9 +54,7 @@ def load_app(target: str) -> Any:
         return obj
     apps = [v for v in vars(module).values() if isinstance(v, App)]
     if len(apps) != 1:
-        raise EventlakeError(
-            f"{ref}: found {len(apps)} App objects; name one with {ref}:NAME"
-        )
+        raise EventlakeError(f"{ref}: found {len(apps)} App objects; name one with {ref}:NAME")
     return apps[0]
 
 
@@ -91,8 +92,7 @@ def demo(
     from .demo import run_demo
 
     try:
-        ok = run_demo(records=records, rate=rate, live=live and sys.stdout.isatty(),
-                      state_url=state_url)
+        ok = run_demo(records=records, rate=rate, live=live and sys.stdout.isatty(), state_url=state_url)
     except EventlakeError as e:
         _fail(e)
     raise typer.Exit(0 if ok else 1)
@@ -115,8 +115,6 @@ def version() -> None:
 
 def main() -> None:
     cli()
-
-
 
 
 if __name__ == "__main__":

@@ -53,9 +53,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(
-                f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(known)}"
-            )
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(known)}")
         out: dict[str, Any] = {}
         for name, value in values.items():
             default = getattr(cls, name, None)

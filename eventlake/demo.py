@@ -83,18 +83,32 @@ def _view(app: App, progress: Progress, produced: int, started: float) -> Group:
         t.add_column(col, justify="right" if col != "function" else "left")
     for name in ("count_pages", "trending", "archive", "index_alert"):
         f = m.get(name, {})
-        t.add_row(name, str(f.get("invocations", 0)), str(f.get("records", 0)),
-                  str(f.get("errors", 0)), f"{f.get('duration_ms_p50', 0):.1f}",
-                  f"{f.get('duration_ms_p99', 0):.1f}", f"{f.get('iterator_age_ms', 0):.0f}")
+        t.add_row(
+            name,
+            str(f.get("invocations", 0)),
+            str(f.get("records", 0)),
+            str(f.get("errors", 0)),
+            f"{f.get('duration_ms_p50', 0):.1f}",
+            f"{f.get('duration_ms_p99', 0):.1f}",
+            f"{f.get('iterator_age_ms', 0):.0f}",
+        )
     elapsed = max(time.monotonic() - started, 1e-6)
     done = m.get("count_pages", {}).get("records", 0)
-    info = (f"produced {produced:,}  processed {done:,}  "
-            f"({done / elapsed:,.0f} records/s)  alerts queued {len(app.queue('alerts'))}")
+    info = (
+        f"produced {produced:,}  processed {done:,}  "
+        f"({done / elapsed:,.0f} records/s)  alerts queued {len(app.queue('alerts'))}"
+    )
     return Group(progress, Panel(info, title="clicks → pages → trending → alerts → lake"), t)
 
 
-def run_demo(*, records: int = 20_000, rate: float = 4_000.0, live: bool = True,
-             state_url: str | None = None, workdir: str = ".eventlake/demo") -> bool:
+def run_demo(
+    *,
+    records: int = 20_000,
+    rate: float = 4_000.0,
+    live: bool = True,
+    state_url: str | None = None,
+    workdir: str = ".eventlake/demo",
+) -> bool:
     console = Console()
     work = Path(workdir)
     if work.exists() and state_url is None:
@@ -108,7 +122,9 @@ def run_demo(*, records: int = 20_000, rate: float = 4_000.0, live: bool = True,
     stop = threading.Event()
     runner = threading.Thread(target=app.run, kwargs={"stop": stop}, daemon=True)
     runner.start()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"))
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}")
+    )
     produce = progress.add_task("produce", total=records)
     process = progress.add_task("process", total=records)
     started = time.monotonic()
@@ -131,8 +147,7 @@ def run_demo(*, records: int = 20_000, rate: float = 4_000.0, live: bool = True,
             for _ in range(n):
                 page = PAGES[min(int(rng.paretovariate(1.2)) - 1, len(PAGES) - 1)]
                 expected[page] = expected.get(page, 0) + 1
-                entries.append({"data": {"page": page, "user": rng.randrange(10_000)},
-                                "partition_key": page})
+                entries.append({"data": {"page": page, "user": rng.randrange(10_000)}, "partition_key": page})
             clicks.put_many(entries)
             produced += n
             target = started + produced / rate

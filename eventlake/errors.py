@@ -70,9 +70,9 @@ class CancellationReason:
         return f"CancellationReason(code={self.code!r}, message={self.message!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, CancellationReason)
-            and (self.code, self.message) == (other.code, other.message)
+        return isinstance(other, CancellationReason) and (self.code, self.message) == (
+            other.code,
+            other.message,
         )
 
 
@@ -81,8 +81,9 @@ class TransactionCanceled(EventlakeError):
 
     def __init__(self, reasons: list[CancellationReason]) -> None:
         codes = ", ".join(r.code or "None" for r in reasons)
-        super().__init__(f"Transaction cancelled, please refer cancellation reasons for "
-                         f"specific reasons [{codes}]")
+        super().__init__(
+            f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+        )
         self.reasons = reasons
 
 

@@ -59,8 +59,10 @@ def parse_schedule(expr: str) -> Schedule:
     if e.startswith("cron(") and e.endswith(")"):
         fields = e[5:-1].split()
         if len(fields) != 6:
-            raise _bad(expr, f"cron needs 6 fields (minutes hours day-of-month month day-of-week year), "
-                             f"got {len(fields)}")
+            raise _bad(
+                expr,
+                f"cron needs 6 fields (minutes hours day-of-month month day-of-week year), got {len(fields)}",
+            )
         minute, hour, dom, month, dow, year = fields
         if (dom == "?") == (dow == "?"):
             raise _bad(expr, "use '?' in exactly one of day-of-month and day-of-week")
@@ -73,8 +75,9 @@ def parse_schedule(expr: str) -> Schedule:
                 tok = tok.replace(name, str(n))
             return re.sub(r"\d+", lambda x: str((int(x.group()) - 1) % 7), tok)
 
-        cron = " ".join([minute, hour, "*" if dom == "?" else dom, month,
-                         "*" if dow == "?" else dow_num(dow)])
+        cron = " ".join(
+            [minute, hour, "*" if dom == "?" else dom, month, "*" if dow == "?" else dow_num(dow)]
+        )
         from croniter import croniter
 
         if not croniter.is_valid(cron):

@@ -51,16 +51,32 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.parametrize("atomic", [False, True], ids=["at-least-once", "atomic"])
 def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) -> None:
     (tmp_path / "crashapp.py").write_text(APP)
-    env = {**os.environ, "EVENTLAKE_STATE_URL": state_url, "CRASH_ATOMIC": "1" if atomic else "0",
-           "EVENTLAKE_LAKE_URL": f"file://{tmp_path}/lake"}
+    env = {
+        **os.environ,
+        "EVENTLAKE_STATE_URL": state_url,
+        "CRASH_ATOMIC": "1" if atomic else "0",
+        "EVENTLAKE_LAKE_URL": f"file://{tmp_path}/lake",
+    }
     n = 3000
     producer = App("crash", state_url=state_url, lake_url=f"file://{tmp_path}/lake")
     stream = producer.stream("in", shards=4)
     seen = producer.table("seen", key="id")
     sup = subprocess.Popen(
-        [sys.executable, "-m", "eventlake.cli", "run", str(tmp_path / "crashapp.py"),
-         "--workers", "2", "--log-level", "WARNING"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "eventlake.cli",
+            "run",
+            str(tmp_path / "crashapp.py"),
+            "--workers",
+            "2",
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     rng = random.Random(42)
     kills = 0

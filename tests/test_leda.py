@@ -20,8 +20,14 @@ def _drain_round(app, gen: Generator) -> None:
 
 
 def _fast(state_url: str, tmp_path: Path, mode: str):
-    return build_app(mode, state_url=state_url, lake_url=f"file://{tmp_path}/lake", seed=3,
-                     retry_backoff_s=0.001, retry_backoff_max_s=0.005)
+    return build_app(
+        mode,
+        state_url=state_url,
+        lake_url=f"file://{tmp_path}/lake",
+        seed=3,
+        retry_backoff_s=0.001,
+        retry_backoff_max_s=0.005,
+    )
 
 
 def test_generator_hard_round_shape() -> None:
@@ -38,8 +44,9 @@ def test_generator_hard_round_shape() -> None:
 def test_generator_is_reproducible() -> None:
     a, b = Generator(seed=9, hard=True, batches=5), Generator(seed=9, hard=True, batches=5)
     for _ in range(2):
-        assert [r["partition_key"] for bt in a.round() for r in bt] == \
-               [r["partition_key"] for bt in b.round() for r in bt]
+        assert [r["partition_key"] for bt in a.round() for r in bt] == [
+            r["partition_key"] for bt in b.round() for r in bt
+        ]
     assert a.expected() == b.expected()
 
 
@@ -89,10 +96,21 @@ def test_lab1_is_wrong_with_stale_versions_even_without_failures(sqlite_url: str
 
 @pytest.mark.parametrize("mode", ["lab2", "atomic"])
 def test_chaos_kills_do_not_change_totals(sqlite_url: str, tmp_path: Path, mode: str) -> None:
-    run = LedaRun(mode=mode, rounds=2, hard=True, failures=True, chaos=True, workers=2,
-                  batches=30, per_batch=40, seed=4, state_url=sqlite_url,
-                  lake_url=f"file://{tmp_path}/lake", map_window_s=0.2,
-                  settings={"lease_ttl_s": 1.0, "retry_backoff_s": 0.005, "poll_interval_s": 0.01})
+    run = LedaRun(
+        mode=mode,
+        rounds=2,
+        hard=True,
+        failures=True,
+        chaos=True,
+        workers=2,
+        batches=30,
+        per_batch=40,
+        seed=4,
+        state_url=sqlite_url,
+        lake_url=f"file://{tmp_path}/lake",
+        map_window_s=0.2,
+        settings={"lease_ttl_s": 1.0, "retry_backoff_s": 0.005, "poll_interval_s": 0.01},
+    )
     results = run.run()
     assert run.kills > 0
     for r in results:

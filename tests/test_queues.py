@@ -130,7 +130,7 @@ def test_fifo_deduplicates_for_five_minutes(capp: App, clock) -> None:
 
 
 def test_fifo_rules(app: App) -> None:
-    with pytest.raises(ValidationError, match=".fifo"):
+    with pytest.raises(ValidationError, match=r"\.fifo"):
         app.queue("plain", fifo=True)
     q = app.queue("x.fifo", fifo=True)
     with pytest.raises(ValidationError, match="group_id"):

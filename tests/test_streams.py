@@ -63,12 +63,14 @@ def test_put_rejects_bad_partition_keys_and_data(app: App) -> None:
 
 def test_put_many_fails_only_the_bad_records(app: App) -> None:
     s = app.stream("s", shards=2)
-    out = s.put_many([
-        {"data": "a", "partition_key": "1"},
-        {"data": "b", "partition_key": ""},
-        {"data": b"x" * (2 * 1024 * 1024), "partition_key": "3"},
-        {"data": "d", "partition_key": "4"},
-    ])
+    out = s.put_many(
+        [
+            {"data": "a", "partition_key": "1"},
+            {"data": "b", "partition_key": ""},
+            {"data": b"x" * (2 * 1024 * 1024), "partition_key": "3"},
+            {"data": "d", "partition_key": "4"},
+        ]
+    )
     assert isinstance(out[0], PutResult) and isinstance(out[3], PutResult)
     assert isinstance(out[1], PutFailure) and out[1].error_code == "InvalidArgumentException"
     assert isinstance(out[2], PutFailure) and "1 MiB" in out[2].error_message
@@ -93,10 +95,12 @@ def test_read_positions(app: App, clock: ManualClock, app_factory) -> None:
     assert [r.data for r in s.read(sid)] == [b"1", b"2"]
     assert s.read(sid, position="LATEST") == []
     assert [r.data for r in s.read(sid, position="AT_TIMESTAMP", timestamp=t_mid)] == [b"2"]
-    assert [r.data for r in s.read(sid, position="AT_SEQUENCE_NUMBER",
-                                   sequence_number=first.sequence_number)] == [b"1", b"2"]
-    assert [r.data for r in s.read(sid, position="AFTER_SEQUENCE_NUMBER",
-                                   sequence_number=first.sequence_number)] == [b"2"]
+    assert [
+        r.data for r in s.read(sid, position="AT_SEQUENCE_NUMBER", sequence_number=first.sequence_number)
+    ] == [b"1", b"2"]
+    assert [
+        r.data for r in s.read(sid, position="AFTER_SEQUENCE_NUMBER", sequence_number=first.sequence_number)
+    ] == [b"2"]
     with pytest.raises(ValidationError, match="starting position"):
         s.read(sid, position="SOMETIME")
 

@@ -116,8 +116,12 @@ def test_report_batch_item_failures_resumes_from_lowest_failure(app: App) -> Non
         calls.append(data)
         if len(calls) == 1:
             recs = event["Records"]
-            return {"batchItemFailures": [{"itemIdentifier": recs[3]["kinesis"]["sequenceNumber"]},
-                                          {"itemIdentifier": recs[2]["kinesis"]["sequenceNumber"]}]}
+            return {
+                "batchItemFailures": [
+                    {"itemIdentifier": recs[3]["kinesis"]["sequenceNumber"]},
+                    {"itemIdentifier": recs[2]["kinesis"]["sequenceNumber"]},
+                ]
+            }
         return {"batchItemFailures": []}
 
     for i in range(5):
@@ -151,7 +155,8 @@ def test_parallelization_keeps_order_per_partition_key(app: App) -> None:
     def fn(event, context):
         for r in event["Records"]:
             per_key.setdefault(r["kinesis"]["partitionKey"], []).append(
-                int(base64.b64decode(r["kinesis"]["data"])))
+                int(base64.b64decode(r["kinesis"]["data"]))
+            )
 
     for i in range(200):
         s.put(str(i), f"key-{i % 13}")

@@ -81,9 +81,7 @@ class Txn(ABC):
 
     # -- log
     @abstractmethod
-    def log_append(
-        self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]
-    ) -> int:
+    def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
         """Append ``(pkey, data, ts)`` rows; return the sequence number of the first one."""
 
     @abstractmethod
@@ -134,8 +132,14 @@ class Txn(ABC):
 
     @abstractmethod
     def q_update(
-        self, queue: str, msg_id: str, *, visible: float, receives: int,
-        first_receive: float | None, receipt: str | None,
+        self,
+        queue: str,
+        msg_id: str,
+        *,
+        visible: float,
+        receives: int,
+        first_receive: float | None,
+        receipt: str | None,
     ) -> None: ...
 
     @abstractmethod
@@ -173,7 +177,7 @@ class StateBackend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def reset_after_fork(self) -> None:
+    def reset_after_fork(self) -> None:  # noqa: B027 - an optional hook
         """Drop connections inherited from a parent process (they must not be shared)."""
 
     def in_transaction(self) -> bool:

@@ -36,9 +36,7 @@ def check_key(key: str) -> str:
         raise ValidationError(f"object key is over 1024 bytes: {key[:60]!r}...")
     parts = key.split("/")
     if key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
-        raise ValidationError(
-            f"object key {key!r}: no leading '/', no empty, '.' or '..' path segments"
-        )
+        raise ValidationError(f"object key {key!r}: no leading '/', no empty, '.' or '..' path segments")
     if parts[-1] == "" or "\x00" in key:
         raise ValidationError(f"object key {key!r} must not end with '/' or contain NUL")
     return key

@@ -21,8 +21,14 @@ from .sql import Dialect, SqlBackend, SqlTxn
 T = TypeVar("T")
 
 DIALECT = Dialect(
-    name="postgresql", placeholder="%s", blob="BYTEA", int="BIGINT", real="DOUBLE PRECISION",
-    without_rowid="", for_update=" FOR UPDATE", skip_locked=" SKIP LOCKED",
+    name="postgresql",
+    placeholder="%s",
+    blob="BYTEA",
+    int="BIGINT",
+    real="DOUBLE PRECISION",
+    without_rowid="",
+    for_update=" FOR UPDATE",
+    skip_locked=" SKIP LOCKED",
 )
 
 

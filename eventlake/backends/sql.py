@@ -120,8 +120,7 @@ class SqlTxn(Txn):
         order = "ASC" if forward else "DESC"
         if after is None:
             rows = self._all(
-                f"SELECT sk, data FROM el_items WHERE tbl = ? AND pk = ? ORDER BY sk {order} "
-                "LIMIT ?",
+                f"SELECT sk, data FROM el_items WHERE tbl = ? AND pk = ? ORDER BY sk {order} LIMIT ?",
                 (table, pk, limit),
             )
         else:
@@ -156,9 +155,7 @@ class SqlTxn(Txn):
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
         first = self.counter_next(f"log:{stream}:{shard}", len(rows))
         self.cur.executemany(
-            self._q(
-                "INSERT INTO el_log (stream, shard, seq, pkey, data, ts) VALUES (?, ?, ?, ?, ?, ?)"
-            ),
+            self._q("INSERT INTO el_log (stream, shard, seq, pkey, data, ts) VALUES (?, ?, ?, ?, ?, ?)"),
             [(stream, shard, first + i, pk, data, ts) for i, (pk, data, ts) in enumerate(rows)],
         )
         return first
@@ -195,8 +192,7 @@ class SqlTxn(Txn):
 
     def kv_put(self, ns: str, key: str, value: str) -> None:
         self._exec(
-            "INSERT INTO el_kv (ns, k, v) VALUES (?, ?, ?) "
-            "ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v",
+            "INSERT INTO el_kv (ns, k, v) VALUES (?, ?, ?) ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v",
             (ns, key, value),
         )
 
@@ -227,12 +223,22 @@ class SqlTxn(Txn):
     # -- queue
     def q_insert(self, queue: str, rows: Iterable[QueueRow]) -> None:
         self.cur.executemany(
-            self._q(
-                f"INSERT INTO el_queue (queue, {_QCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
+            self._q(f"INSERT INTO el_queue (queue, {_QCOLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             [
-                (queue, r.id, r.seq, r.body, r.attrs, r.sent, r.visible, r.receives,
-                 r.first_receive, r.receipt, r.grp, r.dedup)
+                (
+                    queue,
+                    r.id,
+                    r.seq,
+                    r.body,
+                    r.attrs,
+                    r.sent,
+                    r.visible,
+                    r.receives,
+                    r.first_receive,
+                    r.receipt,
+                    r.grp,
+                    r.dedup,
+                )
                 for r in rows
             ],
         )
@@ -261,15 +267,20 @@ class SqlTxn(Txn):
 
     def q_get(self, queue: str, msg_id: str, *, lock: bool = False) -> QueueRow | None:
         row = self._one(
-            f"SELECT {_QCOLS} FROM el_queue WHERE queue = ? AND id = ?"
-            + (self.d.for_update if lock else ""),
+            f"SELECT {_QCOLS} FROM el_queue WHERE queue = ? AND id = ?" + (self.d.for_update if lock else ""),
             (queue, msg_id),
         )
         return self._qrow(row) if row else None
 
     def q_update(
-        self, queue: str, msg_id: str, *, visible: float, receives: int,
-        first_receive: float | None, receipt: str | None,
+        self,
+        queue: str,
+        msg_id: str,
+        *,
+        visible: float,
+        receives: int,
+        first_receive: float | None,
+        receipt: str | None,
     ) -> None:
         self._exec(
             "UPDATE el_queue SET visible = ?, receives = ?, first_receive = ?, receipt = ? "

@@ -23,8 +23,14 @@ from .sql import Dialect, SqlBackend, SqlTxn
 T = TypeVar("T")
 
 DIALECT = Dialect(
-    name="sqlite", placeholder="?", blob="BLOB", int="INTEGER", real="REAL",
-    without_rowid="WITHOUT ROWID", for_update="", skip_locked="",
+    name="sqlite",
+    placeholder="?",
+    blob="BLOB",
+    int="INTEGER",
+    real="REAL",
+    without_rowid="WITHOUT ROWID",
+    for_update="",
+    skip_locked="",
 )
 
 
@@ -74,8 +80,7 @@ class SqliteBackend(SqlBackend):
             self.reset_after_fork()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True,
-                                   timeout=30.0)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True, timeout=30.0)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=OFF")

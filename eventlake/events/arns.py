@@ -14,8 +14,9 @@ def table_arn(name: str, *, region: str = DEFAULT_REGION, account: str = DEFAULT
     return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
 
 
-def table_stream_arn(name: str, label: str, *, region: str = DEFAULT_REGION,
-                     account: str = DEFAULT_ACCOUNT) -> str:
+def table_stream_arn(
+    name: str, label: str, *, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
+) -> str:
     return f"{table_arn(name, region=region, account=account)}/stream/{label}"
 
 

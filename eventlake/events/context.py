@@ -13,9 +13,16 @@ class LambdaContext:
     identity = None
     client_context = None
 
-    def __init__(self, function_name: str, *, timeout_s: float = 3.0, memory_mb: int = 128,
-                 request_id: str | None = None, region: str = DEFAULT_REGION,
-                 account: str = DEFAULT_ACCOUNT) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        timeout_s: float = 3.0,
+        memory_mb: int = 128,
+        request_id: str | None = None,
+        region: str = DEFAULT_REGION,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> None:
         self.function_name = function_name
         self.memory_limit_in_mb = memory_mb
         self.invoked_function_arn = function_arn(function_name, region=region, account=account)

@@ -8,11 +8,26 @@ from ._time import iso_ms
 from .arns import DEFAULT_ACCOUNT, DEFAULT_REGION, function_arn
 
 
-def stream_failure_record(*, source: str, function_name: str, request_id: str, condition: str,
-                          approximate_invoke_count: int, function_error: str | None, status_code: int,
-                          shard_id: str, start_seq: str, end_seq: str, first_arrival_ts: float,
-                          last_arrival_ts: float, batch_size: int, stream_arn: str, ts: float,
-                          region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT) -> dict[str, Any]:
+def stream_failure_record(
+    *,
+    source: str,
+    function_name: str,
+    request_id: str,
+    condition: str,
+    approximate_invoke_count: int,
+    function_error: str | None,
+    status_code: int,
+    shard_id: str,
+    start_seq: str,
+    end_seq: str,
+    first_arrival_ts: float,
+    last_arrival_ts: float,
+    batch_size: int,
+    stream_arn: str,
+    ts: float,
+    region: str = DEFAULT_REGION,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
     info_key = "KinesisBatchInfo" if source == "kinesis" else "DDBStreamBatchInfo"
     response: dict[str, Any] = {"statusCode": status_code, "executedVersion": "$LATEST"}
     if function_error:

@@ -8,9 +8,18 @@ from typing import Any
 from .arns import DEFAULT_ACCOUNT, DEFAULT_REGION, stream_arn
 
 
-def kinesis_record(*, stream_name: str, shard_id: str, sequence_number: str, partition_key: str,
-                   data: bytes, arrival_ts: float, region: str = DEFAULT_REGION,
-                   account: str = DEFAULT_ACCOUNT, function_name: str = "function") -> dict[str, Any]:
+def kinesis_record(
+    *,
+    stream_name: str,
+    shard_id: str,
+    sequence_number: str,
+    partition_key: str,
+    data: bytes,
+    arrival_ts: float,
+    region: str = DEFAULT_REGION,
+    account: str = DEFAULT_ACCOUNT,
+    function_name: str = "function",
+) -> dict[str, Any]:
     return {
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
@@ -31,5 +40,3 @@ def kinesis_record(*, stream_name: str, shard_id: str, sequence_number: str, par
 
 def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
-
-

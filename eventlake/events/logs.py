@@ -19,11 +19,20 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}"
 
 
-def report_line(request_id: str, *, duration_ms: float, billed_ms: int, memory_mb: int,
-                max_memory_mb: int, init_ms: float | None = None) -> str:
-    line = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-            f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_mb} MB\t"
-            f"Max Memory Used: {max_memory_mb} MB")
+def report_line(
+    request_id: str,
+    *,
+    duration_ms: float,
+    billed_ms: int,
+    memory_mb: int,
+    max_memory_mb: int,
+    init_ms: float | None = None,
+) -> str:
+    line = (
+        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+        f"Billed Duration: {billed_ms} ms\tMemory Size: {memory_mb} MB\t"
+        f"Max Memory Used: {max_memory_mb} MB"
+    )
     if init_ms is not None:
         line += f"\tInit Duration: {init_ms:.2f} ms"
     return line

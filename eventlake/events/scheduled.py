@@ -8,8 +8,9 @@ from ._time import iso_s
 from .arns import DEFAULT_ACCOUNT, DEFAULT_REGION, rule_arn
 
 
-def scheduled_event(*, rule_name: str, ts: float, event_id: str, region: str = DEFAULT_REGION,
-                    account: str = DEFAULT_ACCOUNT) -> dict[str, Any]:
+def scheduled_event(
+    *, rule_name: str, ts: float, event_id: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
+) -> dict[str, Any]:
     return {
         "version": "0",
         "id": event_id,

@@ -40,12 +40,24 @@ def _lambda_attributes(attrs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def sqs_record(*, queue_name: str, message_id: str, receipt_handle: str, body: str, md5_of_body: str,
-               sent_ts: float, first_receive_ts: float, receive_count: int,
-               sender_id: str = "AIDAIENQZJOLO23YVJ4VO", message_attributes: dict[str, Any] | None = None,
-               group_id: str | None = None, dedup_id: str | None = None,
-               sequence_number: str | None = None, region: str = DEFAULT_REGION,
-               account: str = DEFAULT_ACCOUNT) -> dict[str, Any]:
+def sqs_record(
+    *,
+    queue_name: str,
+    message_id: str,
+    receipt_handle: str,
+    body: str,
+    md5_of_body: str,
+    sent_ts: float,
+    first_receive_ts: float,
+    receive_count: int,
+    sender_id: str = "AIDAIENQZJOLO23YVJ4VO",
+    message_attributes: dict[str, Any] | None = None,
+    group_id: str | None = None,
+    dedup_id: str | None = None,
+    sequence_number: str | None = None,
+    region: str = DEFAULT_REGION,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
     attributes = {
         "ApproximateReceiveCount": str(receive_count),
         "SentTimestamp": str(int(sent_ts * 1000)),

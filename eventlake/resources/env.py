@@ -73,9 +73,7 @@ class Signals:
     def wait(self, names: Iterable[str], seen: tuple[int, ...], timeout: float) -> None:
         names = tuple(names)
         with self._cond:
-            self._cond.wait_for(
-                lambda: tuple(self._versions.get(n, 0) for n in names) != seen, timeout
-            )
+            self._cond.wait_for(lambda: tuple(self._versions.get(n, 0) for n in names) != seen, timeout)
 
 
 @dataclass

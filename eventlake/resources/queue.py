@@ -79,8 +79,9 @@ def _body_text(body: Any) -> str:
         raise ValidationError("message body must not be empty")
     for ch in text:
         o = ord(ch)
-        if not (o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD
-                or 0x10000 <= o <= 0x10FFFF):
+        if not (
+            o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or 0x10000 <= o <= 0x10FFFF
+        ):
             raise ValidationError(
                 f"message body contains the character U+{o:04X}, which SQS does not allow; "
                 "base64-encode binary data"
@@ -115,8 +116,10 @@ def _check_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
             v = {"DataType": "Number", "StringValue": str(v)}
         elif isinstance(v, bytes):
             v = {"DataType": "Binary", "BinaryValue": v}
-        if not isinstance(v, Mapping) or "DataType" not in v or not (
-            "StringValue" in v or "BinaryValue" in v
+        if (
+            not isinstance(v, Mapping)
+            or "DataType" not in v
+            or not ("StringValue" in v or "BinaryValue" in v)
         ):
             raise ValidationError(
                 f"message attribute {k!r}: give a str, number, bytes or "
@@ -131,8 +134,14 @@ def _encode_attrs(attrs: dict[str, Any] | None) -> str | None:
         return None
     import base64
 
-    return json.dumps({k: ({**v, "BinaryValue": base64.b64encode(v["BinaryValue"]).decode()}
-                           if "BinaryValue" in v else v) for k, v in attrs.items()})
+    return json.dumps(
+        {
+            k: (
+                {**v, "BinaryValue": base64.b64encode(v["BinaryValue"]).decode()} if "BinaryValue" in v else v
+            )
+            for k, v in attrs.items()
+        }
+    )
 
 
 def _decode_attrs(raw: str | None) -> dict[str, Any]:
@@ -140,8 +149,10 @@ def _decode_attrs(raw: str | None) -> dict[str, Any]:
         return {}
     import base64
 
-    return {k: ({**v, "BinaryValue": base64.b64decode(v["BinaryValue"])} if "BinaryValue" in v else v)
-            for k, v in json.loads(raw).items()}
+    return {
+        k: ({**v, "BinaryValue": base64.b64decode(v["BinaryValue"])} if "BinaryValue" in v else v)
+        for k, v in json.loads(raw).items()
+    }
 
 
 class Queue:
@@ -150,14 +161,26 @@ class Queue:
     kind = "queue"
 
     def __init__(
-        self, env: Env, name: str, *, fifo: bool = False, visibility_timeout_s: float = 30,
-        delay_s: float = 0, retention_s: float = 345_600, receive_wait_s: float = 0,
-        dead_letter: Queue | None = None, max_receive_count: int | None = None,
+        self,
+        env: Env,
+        name: str,
+        *,
+        fifo: bool = False,
+        visibility_timeout_s: float = 30,
+        delay_s: float = 0,
+        retention_s: float = 345_600,
+        receive_wait_s: float = 0,
+        dead_letter: Queue | None = None,
+        max_receive_count: int | None = None,
         content_based_dedup: bool = False,
     ) -> None:
         base = name[:-5] if name.endswith(".fifo") else name
-        check_name("queue", base, pattern=_QUEUE_NAME,
-                   hint="SQS names are 1-80 of A-Z a-z 0-9 _ -, and FIFO names end in .fifo")
+        check_name(
+            "queue",
+            base,
+            pattern=_QUEUE_NAME,
+            hint="SQS names are 1-80 of A-Z a-z 0-9 _ -, and FIFO names end in .fifo",
+        )
         if fifo != name.endswith(".fifo"):
             raise ValidationError(
                 f"queue {name!r}: a FIFO queue's name must end in '.fifo' and only a FIFO queue's may"
@@ -198,9 +221,14 @@ class Queue:
         self.key = f"queue:{name}"
 
     # -- sending
-    def _entry(self, body: Any, delay_s: float | None, attributes: Mapping[str, Any] | None,
-               group_id: str | None, dedup_id: str | None) -> tuple[str, dict[str, Any] | None, float,
-                                                                 str | None, str | None]:
+    def _entry(
+        self,
+        body: Any,
+        delay_s: float | None,
+        attributes: Mapping[str, Any] | None,
+        group_id: str | None,
+        dedup_id: str | None,
+    ) -> tuple[str, dict[str, Any] | None, float, str | None, str | None]:
         text = _body_text(body)
         attrs = _check_attrs(attributes)
         size = len(text.encode("utf-8")) + _attrs_size(attrs)
@@ -229,17 +257,21 @@ class Queue:
             delay = self.delay_s
         else:
             if group_id or dedup_id:
-                raise ValidationError(
-                    f"queue {self.name!r}: group_id and dedup_id are for FIFO queues"
-                )
+                raise ValidationError(f"queue {self.name!r}: group_id and dedup_id are for FIFO queues")
             delay = self.delay_s if delay_s is None else float(delay_s)
             if not 0 <= delay <= 900:
                 raise ValidationError(f"delay_s must be 0-900, got {delay_s!r}")
         return text, attrs, delay, group_id, dedup_id
 
-    def send(self, body: Any, *, delay_s: float | None = None,
-             attributes: Mapping[str, Any] | None = None, group_id: str | None = None,
-             dedup_id: str | None = None) -> SendResult:
+    def send(
+        self,
+        body: Any,
+        *,
+        delay_s: float | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        group_id: str | None = None,
+        dedup_id: str | None = None,
+    ) -> SendResult:
         res = self._send_entries([self._entry(body, delay_s, attributes, group_id, dedup_id)])[0]
         return res
 
@@ -258,8 +290,9 @@ class Queue:
                 unknown = set(e) - {"id", "body", "delay_s", "attributes", "group_id", "dedup_id"}
                 if unknown:
                     raise ValidationError(f"unknown entry field(s) {sorted(unknown)}")
-                entry = self._entry(e["body"], e.get("delay_s"), e.get("attributes"),
-                                    e.get("group_id"), e.get("dedup_id"))
+                entry = self._entry(
+                    e["body"], e.get("delay_s"), e.get("attributes"), e.get("group_id"), e.get("dedup_id")
+                )
                 total += len(entry[0].encode()) + _attrs_size(entry[1])
                 prepared.append((i, entry))
             except ValidationError as exc:
@@ -295,10 +328,26 @@ class Queue:
                             continue
                 mid = str(uuid.uuid4())
                 if self.fifo:
-                    txn.kv_put(f"dedup:{self.name}", dedup,
-                               json.dumps({"id": mid, "exp": now + DEDUP_WINDOW_S, "seq": str(seq)}))
-                rows.append(QueueRow(mid, seq, text.encode("utf-8"), _encode_attrs(attrs), now,
-                                     now + delay, 0, None, None, grp, dedup))
+                    txn.kv_put(
+                        f"dedup:{self.name}",
+                        dedup,
+                        json.dumps({"id": mid, "exp": now + DEDUP_WINDOW_S, "seq": str(seq)}),
+                    )
+                rows.append(
+                    QueueRow(
+                        mid,
+                        seq,
+                        text.encode("utf-8"),
+                        _encode_attrs(attrs),
+                        now,
+                        now + delay,
+                        0,
+                        None,
+                        None,
+                        grp,
+                        dedup,
+                    )
+                )
                 results.append(SendResult(mid, md5, str(seq).zfill(20) if self.fifo else None))
             if rows:
                 txn.q_insert(self.key, rows)
@@ -309,8 +358,9 @@ class Queue:
         return out
 
     # -- receiving
-    def receive(self, max_messages: int = 1, *, wait_s: float | None = None,
-                visibility_timeout_s: float | None = None) -> list[Message]:
+    def receive(
+        self, max_messages: int = 1, *, wait_s: float | None = None, visibility_timeout_s: float | None = None
+    ) -> list[Message]:
         """ReceiveMessage; ``wait_s`` > 0 long-polls until a message arrives or time runs out."""
         if not 1 <= max_messages <= MAX_BATCH:
             raise ValidationError(f"max_messages must be 1-{MAX_BATCH}, got {max_messages}")
@@ -359,8 +409,11 @@ class Queue:
                         continue
                     if self.fifo and r.grp in blocked:
                         continue
-                    if (self.max_receive_count is not None and self.dead_letter is not None
-                            and r.receives >= self.max_receive_count):
+                    if (
+                        self.max_receive_count is not None
+                        and self.dead_letter is not None
+                        and r.receives >= self.max_receive_count
+                    ):
                         self._redrive(txn, r, now)
                         moved.append(True)
                         if self.fifo:
@@ -368,13 +421,28 @@ class Queue:
                         continue
                     receipt = f"{r.id}:{secrets.token_urlsafe(12)}"
                     first = r.first_receive if r.first_receive is not None else now
-                    txn.q_update(self.key, r.id, visible=now + visibility_timeout_s,
-                                 receives=r.receives + 1, first_receive=first, receipt=receipt)
-                    out.append(Message(
-                        r.id, r.body.decode("utf-8"), receipt, r.receives + 1, r.sent, first,
-                        _decode_attrs(r.attrs), r.grp, r.dedup,
-                        str(r.seq).zfill(20) if self.fifo else None,
-                    ))
+                    txn.q_update(
+                        self.key,
+                        r.id,
+                        visible=now + visibility_timeout_s,
+                        receives=r.receives + 1,
+                        first_receive=first,
+                        receipt=receipt,
+                    )
+                    out.append(
+                        Message(
+                            r.id,
+                            r.body.decode("utf-8"),
+                            receipt,
+                            r.receives + 1,
+                            r.sent,
+                            first,
+                            _decode_attrs(r.attrs),
+                            r.grp,
+                            r.dedup,
+                            str(r.seq).zfill(20) if self.fifo else None,
+                        )
+                    )
                     if len(out) >= max_messages:
                         break
             if expired:
@@ -393,8 +461,9 @@ class Queue:
         assert dlq is not None
         seq = txn.counter_next(dlq.key, 1)
         txn.q_delete(self.key, [r.id])
-        txn.q_insert(dlq.key, [QueueRow(r.id, seq, r.body, r.attrs, r.sent, now, 0, None, None,
-                                        r.grp, r.dedup)])
+        txn.q_insert(
+            dlq.key, [QueueRow(r.id, seq, r.body, r.attrs, r.sent, now, 0, None, None, r.grp, r.dedup)]
+        )
 
     @staticmethod
     def _split(receipt_handle: str) -> str:
@@ -440,8 +509,14 @@ class Queue:
                     f"queue {self.name!r}: message {mid} is not in flight "
                     "(its visibility timeout already expired)"
                 )
-            txn.q_update(self.key, mid, visible=now + timeout_s, receives=row.receives,
-                         first_receive=row.first_receive, receipt=row.receipt)
+            txn.q_update(
+                self.key,
+                mid,
+                visible=now + timeout_s,
+                receives=row.receives,
+                first_receive=row.first_receive,
+                receipt=row.receipt,
+            )
             return True
 
         ok = self.env.state.transaction(run)

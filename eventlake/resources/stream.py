@@ -66,9 +66,7 @@ def to_bytes(data: Any) -> bytes:
             return json.dumps(data, separators=(",", ":"), default=_json_default).encode("utf-8")
         except (TypeError, ValueError) as e:
             raise ValidationError(f"record data is not JSON-serialisable: {e}") from e
-    raise ValidationError(
-        f"record data must be bytes, str, dict or list, not {type(data).__name__}"
-    )
+    raise ValidationError(f"record data must be bytes, str, dict or list, not {type(data).__name__}")
 
 
 def _json_default(o: Any) -> Any:
@@ -111,7 +109,12 @@ class Stream:
     kind = "stream"
 
     def __init__(
-        self, env: Env, name: str, *, shards: int = 1, retention_hours: float = 24,
+        self,
+        env: Env,
+        name: str,
+        *,
+        shards: int = 1,
+        retention_hours: float = 24,
         log_name: str | None = None,
     ) -> None:
         check_name("stream", name)
@@ -119,8 +122,7 @@ class Stream:
             raise ValidationError(f"stream {name!r}: shards must be an integer 1-1024, got {shards!r}")
         if not 24 <= retention_hours <= 8760 and log_name is None:
             raise ValidationError(
-                f"stream {name!r}: retention_hours must be 24-8760 (Kinesis limits), "
-                f"got {retention_hours!r}"
+                f"stream {name!r}: retention_hours must be 24-8760 (Kinesis limits), got {retention_hours!r}"
             )
         self.env = env
         self.name = name
@@ -151,7 +153,9 @@ class Stream:
         return [shard_id(i) for i in range(self.shards)]
 
     # -- writing
-    def _prepare(self, data: Any, partition_key: Any, explicit_hash_key: str | None) -> tuple[int, str, bytes]:
+    def _prepare(
+        self, data: Any, partition_key: Any, explicit_hash_key: str | None
+    ) -> tuple[int, str, bytes]:
         if not isinstance(partition_key, str) or not 1 <= len(partition_key) <= 256:
             raise ValidationError(
                 f"stream {self.name!r}: partition_key must be a string of 1-256 characters, "
@@ -164,12 +168,14 @@ class Stream:
                 f"stream {self.name!r}: record of {size} bytes (data + partition key) is over "
                 f"the 1 MiB limit; split it or store it in the lake and send its key"
             )
-        if explicit_hash_key is not None:
-            if not (isinstance(explicit_hash_key, str) and explicit_hash_key.isdigit()
-                    and int(explicit_hash_key) < HASH_SPACE):
-                raise ValidationError(
-                    f"explicit_hash_key must be a decimal string below 2**128, got {explicit_hash_key!r}"
-                )
+        if explicit_hash_key is not None and not (
+            isinstance(explicit_hash_key, str)
+            and explicit_hash_key.isdigit()
+            and int(explicit_hash_key) < HASH_SPACE
+        ):
+            raise ValidationError(
+                f"explicit_hash_key must be a decimal string below 2**128, got {explicit_hash_key!r}"
+            )
         return shard_for(partition_key, self.shards, explicit_hash_key), partition_key, payload
 
     def put(self, data: Any, partition_key: str, *, explicit_hash_key: str | None = None) -> PutResult:
@@ -193,9 +199,7 @@ class Stream:
         for i, rec in enumerate(records):
             try:
                 if not isinstance(rec, Mapping) or "data" not in rec or "partition_key" not in rec:
-                    raise ValidationError(
-                        "each record must be a mapping with 'data' and 'partition_key'"
-                    )
+                    raise ValidationError("each record must be a mapping with 'data' and 'partition_key'")
                 shard, pk, payload = self._prepare(
                     rec["data"], rec["partition_key"], rec.get("explicit_hash_key")
                 )
@@ -227,8 +231,13 @@ class Stream:
 
     # -- reading
     def read(
-        self, shard: str, *, position: str = "TRIM_HORIZON", sequence_number: str | None = None,
-        timestamp: float | None = None, limit: int = 10_000,
+        self,
+        shard: str,
+        *,
+        position: str = "TRIM_HORIZON",
+        sequence_number: str | None = None,
+        timestamp: float | None = None,
+        limit: int = 10_000,
     ) -> list[Record]:
         """GetShardIterator + GetRecords in one call, for tools and tests."""
         idx = shard_index(shard)
@@ -239,13 +248,17 @@ class Stream:
 
         def rd(txn: Any) -> list[Record]:
             after = self.start_after(txn, idx, position, sequence_number, timestamp)
-            return [self._record(idx, r) for r in txn.log_read(self.log, idx, after, limit)
-                    if not self._expired(r.ts)]
+            return [
+                self._record(idx, r)
+                for r in txn.log_read(self.log, idx, after, limit)
+                if not self._expired(r.ts)
+            ]
 
         return self.env.state.transaction(rd, readonly=True)
 
-    def start_after(self, txn: Any, idx: int, position: str, sequence_number: str | None,
-                    timestamp: float | None) -> int:
+    def start_after(
+        self, txn: Any, idx: int, position: str, sequence_number: str | None, timestamp: float | None
+    ) -> int:
         position = position.upper()
         if position == "TRIM_HORIZON":
             return 0

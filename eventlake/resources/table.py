@@ -60,8 +60,7 @@ def _key_spec(spec: str | tuple[str, str] | None, what: str, table: str) -> tupl
         return None
     if isinstance(spec, str):
         return (spec, "S")
-    if (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str)
-            and spec[1] in KEY_TYPES):
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and spec[1] in KEY_TYPES:
         return spec
     raise ValidationError(
         f"table {table!r}: {what} must be an attribute name or (name, 'S'|'N'|'B'), got {spec!r}"
@@ -105,8 +104,13 @@ class Table:
     kind = "table"
 
     def __init__(
-        self, env: Env, name: str, *, key: str | tuple[str, str],
-        sort_key: str | tuple[str, str] | None = None, stream: str | None = None,
+        self,
+        env: Env,
+        name: str,
+        *,
+        key: str | tuple[str, str],
+        sort_key: str | tuple[str, str] | None = None,
+        stream: str | None = None,
         stream_shards: int = 1,
     ) -> None:
         check_name("table", name, hint="DynamoDB allows 3-255; eventlake allows 1-128")
@@ -127,9 +131,14 @@ class Table:
         self.stream_shards = stream_shards
         self.log = f"table:{name}"
         self.key_attributes = (self.pk_name,) + ((self.sk_name,) if self.sk_name else ())
-        meta = json.dumps({"key": [self.pk_name, self.pk_type],
-                           "sort_key": [self.sk_name, self.sk_type] if self.sk_name else None,
-                           "stream": self.stream_view, "shards": stream_shards})
+        meta = json.dumps(
+            {
+                "key": [self.pk_name, self.pk_type],
+                "sort_key": [self.sk_name, self.sk_type] if self.sk_name else None,
+                "stream": self.stream_view,
+                "shards": stream_shards,
+            }
+        )
 
         def declare(txn: Any) -> str | None:
             if txn.kv_insert("meta", self.log, meta):
@@ -228,13 +237,16 @@ class Table:
         doc["s"] = size
         pk_text = json.dumps(doc["k"][self.pk_name], sort_keys=True)
         shard = shard_for(pk_text, self.stream_shards)
-        txn.log_append(self.log, shard, [(pk_text, json.dumps(doc, separators=(",", ":")).encode(),
-                                          self.env.clock.time())])
+        txn.log_append(
+            self.log,
+            shard,
+            [(pk_text, json.dumps(doc, separators=(",", ":")).encode(), self.env.clock.time())],
+        )
 
     # -- single-item writes
-    def _write(self, key: Mapping[str, Any],
-               compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]
-               ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def _write(
+        self, key: Mapping[str, Any], compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         pkb, skb = self._encode_key(key)
 
         def run(txn: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -253,14 +265,19 @@ class Table:
             self.env.signals.notify(self.log)
         return result
 
-    def _condition(self, condition: str | None, names: Any, values: Any,
-                   item: dict[str, Any] | None) -> None:
+    def _condition(self, condition: str | None, names: Any, values: Any, item: dict[str, Any] | None) -> None:
         if condition is not None and not check_condition(condition, item, names, values):
             raise ConditionalCheckFailed(item=item)
 
-    def put(self, item: Mapping[str, Any], *, condition: str | None = None,
-            names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
-            return_values: str = "NONE") -> dict[str, Any] | None:
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        return_values: str = "NONE",
+    ) -> dict[str, Any] | None:
         """PutItem. ``return_values="ALL_OLD"`` returns the replaced item."""
         if not isinstance(item, Mapping):
             raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
@@ -277,9 +294,16 @@ class Table:
         old, _ = self._write(key, compute)
         return old if return_values == "ALL_OLD" else None
 
-    def update(self, key: Mapping[str, Any], update: str, *, condition: str | None = None,
-               names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
-               return_values: str = "NONE") -> dict[str, Any] | None:
+    def update(
+        self,
+        key: Mapping[str, Any],
+        update: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        return_values: str = "NONE",
+    ) -> dict[str, Any] | None:
         """UpdateItem (creates the item when missing, as DynamoDB does)."""
         _check_return(return_values, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"))
         validate_placeholders([update, condition], names, values)
@@ -295,9 +319,15 @@ class Table:
         old, new = self._write(key, compute)
         return _returned(return_values, old, new)
 
-    def delete(self, key: Mapping[str, Any], *, condition: str | None = None,
-               names: dict[str, str] | None = None, values: dict[str, Any] | None = None,
-               return_values: str = "NONE") -> dict[str, Any] | None:
+    def delete(
+        self,
+        key: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        return_values: str = "NONE",
+    ) -> dict[str, Any] | None:
         _check_return(return_values, ("NONE", "ALL_OLD"))
         validate_placeholders([condition], names, values)
         key = normalize_item(dict(key))
@@ -310,8 +340,9 @@ class Table:
         return old if return_values == "ALL_OLD" else None
 
     # -- reads
-    def get(self, key: Mapping[str, Any], *, projection: str | None = None,
-            names: dict[str, str] | None = None) -> dict[str, Any] | None:
+    def get(
+        self, key: Mapping[str, Any], *, projection: str | None = None, names: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """GetItem; always strongly consistent (the state backend is)."""
         key = normalize_item(dict(key))
         pkb, skb = self._encode_key(key)
@@ -322,10 +353,18 @@ class Table:
             item = project(item, parse_projection(projection, names))
         return item
 
-    def query(self, key_condition: str, *, values: dict[str, Any] | None = None,
-              names: dict[str, str] | None = None, filter: str | None = None,
-              limit: int | None = None, start_key: Mapping[str, Any] | None = None,
-              forward: bool = True, projection: str | None = None) -> Page:
+    def query(
+        self,
+        key_condition: str,
+        *,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+        filter: str | None = None,
+        limit: int | None = None,
+        start_key: Mapping[str, Any] | None = None,
+        forward: bool = True,
+        projection: str | None = None,
+    ) -> Page:
         """Query one partition; ``limit`` counts items read before the filter, as DynamoDB."""
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ValidationError(f"limit must be a positive integer, got {limit!r}")
@@ -349,8 +388,7 @@ class Table:
         while not done:
             chunk = min(limit - scanned, 1000) if limit else 1000
             rows = self.env.state.transaction(
-                lambda t, a=after, c=chunk: t.item_range(self.name, pkb, after=a, forward=forward,
-                                                          limit=c),
+                lambda t, a=after, c=chunk: t.item_range(self.name, pkb, after=a, forward=forward, limit=c),
                 readonly=True,
             )
             if len(rows) < chunk:
@@ -378,10 +416,18 @@ class Table:
                     last_key[self.sk_name] = src[self.sk_name]
         return Page(items, last_key, len(items), scanned)
 
-    def scan(self, *, filter: str | None = None, values: dict[str, Any] | None = None,
-             names: dict[str, str] | None = None, limit: int | None = None,
-             start_key: Mapping[str, Any] | None = None, segment: int | None = None,
-             total_segments: int | None = None, projection: str | None = None) -> Page:
+    def scan(
+        self,
+        *,
+        filter: str | None = None,
+        values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
+        limit: int | None = None,
+        start_key: Mapping[str, Any] | None = None,
+        segment: int | None = None,
+        total_segments: int | None = None,
+        projection: str | None = None,
+    ) -> Page:
         if (segment is None) != (total_segments is None):
             raise ValidationError("segment and total_segments go together")
         if total_segments is not None and not (
@@ -402,8 +448,10 @@ class Table:
             )
             for pkb, skb, raw in rows:
                 after = (pkb, skb)
-                if total_segments and int.from_bytes(hashlib.md5(pkb).digest()[:4], "big") \
-                        % total_segments != segment:
+                if (
+                    total_segments
+                    and int.from_bytes(hashlib.md5(pkb).digest()[:4], "big") % total_segments != segment
+                ):
                     continue
                 item = self._decode(raw)
                 assert item is not None
@@ -431,29 +479,61 @@ class Table:
         return sum(1 for _ in self.items())
 
     # -- transaction actions
-    def tx_put(self, item: Mapping[str, Any], *, condition: str | None = None,
-               names: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> Action:
+    def tx_put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Action:
         new = normalize_item(dict(item))
-        return Action(self, "Put", self.key_of(new), item=new, condition=condition, names=names,
-                      values=values)
+        return Action(
+            self, "Put", self.key_of(new), item=new, condition=condition, names=names, values=values
+        )
 
-    def tx_update(self, key: Mapping[str, Any], update: str, *, condition: str | None = None,
-                  names: dict[str, str] | None = None, values: dict[str, Any] | None = None
-                  ) -> Action:
-        return Action(self, "Update", normalize_item(dict(key)), update=update, condition=condition,
-                      names=names, values=values)
+    def tx_update(
+        self,
+        key: Mapping[str, Any],
+        update: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Action:
+        return Action(
+            self,
+            "Update",
+            normalize_item(dict(key)),
+            update=update,
+            condition=condition,
+            names=names,
+            values=values,
+        )
 
-    def tx_delete(self, key: Mapping[str, Any], *, condition: str | None = None,
-                  names: dict[str, str] | None = None, values: dict[str, Any] | None = None
-                  ) -> Action:
-        return Action(self, "Delete", normalize_item(dict(key)), condition=condition, names=names,
-                      values=values)
+    def tx_delete(
+        self,
+        key: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Action:
+        return Action(
+            self, "Delete", normalize_item(dict(key)), condition=condition, names=names, values=values
+        )
 
-    def tx_check(self, key: Mapping[str, Any], condition: str, *,
-                 names: dict[str, str] | None = None, values: dict[str, Any] | None = None
-                 ) -> Action:
-        return Action(self, "ConditionCheck", normalize_item(dict(key)), condition=condition,
-                      names=names, values=values)
+    def tx_check(
+        self,
+        key: Mapping[str, Any],
+        condition: str,
+        *,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> Action:
+        return Action(
+            self, "ConditionCheck", normalize_item(dict(key)), condition=condition, names=names, values=values
+        )
 
     def __repr__(self) -> str:
         return f"Table({self.name!r}, key={self.pk_name!r}, sort_key={self.sk_name!r})"
@@ -488,8 +568,7 @@ def _fingerprint(actions: Sequence[Action]) -> str:
             return o.hex()
         raise TypeError(type(o).__name__)
 
-    doc = [[a.table.name, a.kind, a.key, a.item, a.update, a.condition, a.names, a.values]
-           for a in actions]
+    doc = [[a.table.name, a.kind, a.key, a.item, a.update, a.condition, a.names, a.values] for a in actions]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=default).encode()).hexdigest()
 
 
@@ -532,8 +611,7 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
                 if prev["exp"] > now:
                     if prev["h"] != fingerprint:
                         raise IdempotentParameterMismatch(
-                            f"token {token!r} was used within the last 10 minutes for a "
-                            "different transaction"
+                            f"token {token!r} was used within the last 10 minutes for a different transaction"
                         )
                     return False
         olds = []
@@ -547,8 +625,9 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
                 reasons.append(CancellationReason(None))
             else:
                 failed = True
-                reasons.append(CancellationReason("ConditionalCheckFailed",
-                                                  "The conditional request failed", old))
+                reasons.append(
+                    CancellationReason("ConditionalCheckFailed", "The conditional request failed", old)
+                )
         if failed:
             raise TransactionCanceled(reasons)
         news = []
@@ -558,8 +637,7 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
             elif a.kind == "Update":
                 assert a.update is not None
                 base = dict(old) if old is not None else dict(a.key)
-                new = apply_update(a.update, base, a.names, a.values,
-                                   key_attributes=a.table.key_attributes)
+                new = apply_update(a.update, base, a.names, a.values, key_attributes=a.table.key_attributes)
                 a.table._check_size(new)
                 news.append(new)
             elif a.kind == "Delete":
@@ -582,5 +660,3 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
     env.state.transaction(run)
     for name in {a.table.log for a in actions if a.table.stream_view}:
         env.signals.notify(name)
-
-

@@ -96,8 +96,13 @@ class Invoker:
             self.metrics.throttled(fn.name)
             raise TooManyRequests(f"function {fn.name!r}: Rate Exceeded (reserved concurrency)")
         try:
-            ctx = LambdaContext(fn.name, timeout_s=fn.timeout_s, memory_mb=fn.memory_mb,
-                                region=self.env.settings.region, account=self.env.settings.account)
+            ctx = LambdaContext(
+                fn.name,
+                timeout_s=fn.timeout_s,
+                memory_mb=fn.memory_mb,
+                region=self.env.settings.region,
+                account=self.env.settings.account,
+            )
             rid = ctx.aws_request_id
             self._line(fn, start_line(rid))
             t0 = time.perf_counter()
@@ -107,23 +112,17 @@ class Invoker:
                 if inline:
                     result = fn.handler(event, ctx)
                     if time.perf_counter() - t0 > fn.timeout_s:
-                        raise FunctionTimeout(
-                            f"Task timed out after {fn.timeout_s:.2f} seconds"
-                        )
+                        raise FunctionTimeout(f"Task timed out after {fn.timeout_s:.2f} seconds")
                 else:
                     fut = fn.executor().submit(fn.handler, event, ctx)
                     try:
                         result = fut.result(timeout=fn.timeout_s)
                     except FutureTimeout:
-                        raise FunctionTimeout(
-                            f"Task timed out after {fn.timeout_s:.2f} seconds"
-                        ) from None
+                        raise FunctionTimeout(f"Task timed out after {fn.timeout_s:.2f} seconds") from None
                 try:
                     json.dumps(result, cls=_Encoder)
                 except (TypeError, ValueError) as e:
-                    raise HandlerError(
-                        f"Unable to marshal response: {e}", "Runtime.MarshalError"
-                    ) from None
+                    raise HandlerError(f"Unable to marshal response: {e}", "Runtime.MarshalError") from None
             except HandlerError as e:
                 error = e
             except Exception as e:  # the handler's own failure
@@ -136,10 +135,23 @@ class Invoker:
                 self._line(fn, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {rid} {error}", logging.ERROR)
             self._line(fn, end_line(rid))
             max_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-            self._line(fn, report_line(rid, duration_ms=ms, billed_ms=math.ceil(ms),
-                                       memory_mb=fn.memory_mb, max_memory_mb=int(max_mb)))
-            self.metrics.invoked(fn.name, ms, error=error is not None,
-                                 timeout=isinstance(error, FunctionTimeout), records=records)
+            self._line(
+                fn,
+                report_line(
+                    rid,
+                    duration_ms=ms,
+                    billed_ms=math.ceil(ms),
+                    memory_mb=fn.memory_mb,
+                    max_memory_mb=int(max_mb),
+                ),
+            )
+            self.metrics.invoked(
+                fn.name,
+                ms,
+                error=error is not None,
+                timeout=isinstance(error, FunctionTimeout),
+                records=records,
+            )
             if error is not None:
                 raise error
             return result

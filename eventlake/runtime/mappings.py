@@ -46,8 +46,7 @@ class StreamMapping:
             )
         if not (self.max_record_age_s == -1 or 60 <= self.max_record_age_s <= 604_800):
             raise ValidationError(
-                f"{where}: max_record_age_s must be -1 (no limit) or 60-604800, "
-                f"got {self.max_record_age_s!r}"
+                f"{where}: max_record_age_s must be -1 (no limit) or 60-604800, got {self.max_record_age_s!r}"
             )
         if not isinstance(self.parallelization_factor, int) or not 1 <= self.parallelization_factor <= 10:
             raise ValidationError(

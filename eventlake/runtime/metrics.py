@@ -37,8 +37,9 @@ class Metrics:
         self.functions: dict[str, FunctionMetrics] = defaultdict(FunctionMetrics)
         self.counters: dict[str, float] = defaultdict(float)
 
-    def invoked(self, fn: str, duration_ms: float, *, error: bool, timeout: bool = False,
-                records: int = 0) -> None:
+    def invoked(
+        self, fn: str, duration_ms: float, *, error: bool, timeout: bool = False, records: int = 0
+    ) -> None:
         with self._lock:
             m = self.functions[fn]
             m.invocations += 1
@@ -70,12 +71,17 @@ class Metrics:
             return {
                 "functions": {
                     name: {
-                        "invocations": m.invocations, "errors": m.errors,
-                        "throttles": m.throttles, "timeouts": m.timeouts, "records": m.records,
+                        "invocations": m.invocations,
+                        "errors": m.errors,
+                        "throttles": m.throttles,
+                        "timeouts": m.timeouts,
+                        "records": m.records,
                         "duration_ms_avg": m.duration_ms_sum / m.invocations if m.invocations else 0,
-                        "duration_ms_p50": m.percentile(50), "duration_ms_p99": m.percentile(99),
+                        "duration_ms_p50": m.percentile(50),
+                        "duration_ms_p99": m.percentile(99),
                         "duration_ms_max": m.duration_ms_max,
-                        "iterator_age_ms": m.iterator_age_ms, "dead_lettered": m.dead_lettered,
+                        "iterator_age_ms": m.iterator_age_ms,
+                        "dead_lettered": m.dead_lettered,
                     }
                     for name, m in self.functions.items()
                 },

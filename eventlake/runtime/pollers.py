@@ -65,8 +65,9 @@ def _partial_failures(resp: Any, ids: list[str]) -> tuple[int | None, str | None
 
 
 class StreamPoller:
-    def __init__(self, rt: Any, fn: Function, mapping: StreamMapping, source: Source,
-                 shard: int, slot: int) -> None:
+    def __init__(
+        self, rt: Any, fn: Function, mapping: StreamMapping, source: Source, shard: int, slot: int
+    ) -> None:
         self.rt = rt
         self.env = rt.env
         self.invoker: Invoker = rt.invoker
@@ -175,9 +176,7 @@ class StreamPoller:
         if self.segments:
             return True
         ck = self._checkpoint()
-        last = self.env.state.transaction(
-            lambda t: t.log_last_seq(self.src.log, self.shard), readonly=True
-        )
+        last = self.env.state.transaction(lambda t: t.log_last_seq(self.src.log, self.shard), readonly=True)
         return last > ck
 
     # -- the loop body
@@ -200,8 +199,13 @@ class StreamPoller:
                 self._committed()
                 return PollResult(True)
             window = self.m.batching_window_s
-            if (replay is None and window > 0 and not flush and len(rows) < self.m.batch_size
-                    and now - rows[0].ts < window):
+            if (
+                replay is None
+                and window > 0
+                and not flush
+                and len(rows) < self.m.batch_size
+                and now - rows[0].ts < window
+            ):
                 return PollResult(False, rows[0].ts + window)
             if replay is None:
                 try:
@@ -218,7 +222,7 @@ class StreamPoller:
         if self.m.max_record_age_s > 0:
             expired = [r for r in seg.rows if now - r.ts > self.m.max_record_age_s]
             if expired:
-                keep = seg.rows[len(expired):]
+                keep = seg.rows[len(expired) :]
                 done_end = expired[-1].seq if keep else seg.end
                 self._discard(expired, "RecordAgeExceeded", None, done_end)
                 if keep:
@@ -294,8 +298,7 @@ class StreamPoller:
         backoff = min(s.retry_backoff_s * (2 ** (self.attempts - 1)), s.retry_backoff_max_s)
         self.not_before = self.env.clock.time() + backoff
 
-    def _discard(self, rows: list[LogRow], condition: str, error: HandlerError | None,
-                 end: int) -> None:
+    def _discard(self, rows: list[LogRow], condition: str, error: HandlerError | None, end: int) -> None:
         doc = self._failure_doc(rows, condition, error)
         dest = self.rt.destination_for(self.fn, self.m.on_failure)
 
@@ -317,28 +320,46 @@ class StreamPoller:
             from ..events.failure import stream_failure_record
 
             return stream_failure_record(
-                source=self.src.failure_kind, function_name=self.fn.name,
-                request_id=str(uuid.uuid4()), condition=condition,
-                approximate_invoke_count=self.attempts, function_error=error.error_type if error else None,
-                status_code=200, shard_id=shard_id(self.shard), start_seq=format_seq(rows[0].seq),
-                end_seq=format_seq(rows[-1].seq), first_arrival_ts=rows[0].ts,
-                last_arrival_ts=rows[-1].ts, batch_size=len(rows), stream_arn=self.src.arn,
-                ts=self.env.clock.time(), region=s.region, account=s.account,
+                source=self.src.failure_kind,
+                function_name=self.fn.name,
+                request_id=str(uuid.uuid4()),
+                condition=condition,
+                approximate_invoke_count=self.attempts,
+                function_error=error.error_type if error else None,
+                status_code=200,
+                shard_id=shard_id(self.shard),
+                start_seq=format_seq(rows[0].seq),
+                end_seq=format_seq(rows[-1].seq),
+                first_arrival_ts=rows[0].ts,
+                last_arrival_ts=rows[-1].ts,
+                batch_size=len(rows),
+                stream_arn=self.src.arn,
+                ts=self.env.clock.time(),
+                region=s.region,
+                account=s.account,
             )
         # Asynchronous invocations (object events, schedules): Lambda's async destination record.
         return {
             "version": "1.0",
             "timestamp": _iso(self.env.clock.time()),
             "requestContext": {
-                "requestId": str(uuid.uuid4()), "functionArn": f"{fn_arn}:$LATEST",
-                "condition": "RetriesExhausted" if condition == "RetryAttemptsExhausted" else "EventAgeExceeded",
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"{fn_arn}:$LATEST",
+                "condition": "RetriesExhausted"
+                if condition == "RetryAttemptsExhausted"
+                else "EventAgeExceeded",
                 "approximateInvokeCount": self.attempts,
             },
             "requestPayload": self.src.event(self.env, self.fn.name, self.shard, rows),
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
-                                "functionError": "Unhandled"},
-            "responsePayload": {"errorMessage": str(error) if error else condition,
-                                "errorType": error.error_type if error else condition},
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": {
+                "errorMessage": str(error) if error else condition,
+                "errorType": error.error_type if error else condition,
+            },
         }
 
 
@@ -401,22 +422,32 @@ class QueuePoller:
         from ..events.sqs import sqs_event, sqs_record
 
         s = env.settings
-        event = sqs_event([
-            sqs_record(queue_name=q.name, message_id=m.message_id, receipt_handle=m.receipt_handle,
-                       body=m.body, md5_of_body=m.md5_of_body, sent_ts=m.sent_ts,
-                       first_receive_ts=m.first_receive_ts, receive_count=m.receive_count,
-                       message_attributes=m.attributes or None, group_id=m.group_id,
-                       dedup_id=m.dedup_id, sequence_number=m.sequence_number,
-                       region=s.region, account=s.account)
-            for m in msgs
-        ])
+        event = sqs_event(
+            [
+                sqs_record(
+                    queue_name=q.name,
+                    message_id=m.message_id,
+                    receipt_handle=m.receipt_handle,
+                    body=m.body,
+                    md5_of_body=m.md5_of_body,
+                    sent_ts=m.sent_ts,
+                    first_receive_ts=m.first_receive_ts,
+                    receive_count=m.receive_count,
+                    message_attributes=m.attributes or None,
+                    group_id=m.group_id,
+                    dedup_id=m.dedup_id,
+                    sequence_number=m.sequence_number,
+                    region=s.region,
+                    account=s.account,
+                )
+                for m in msgs
+            ]
+        )
 
         def body(txn: Any | None) -> None:
             resp = self.rt.invoker.invoke(self.fn, event, inline=txn is not None, records=len(msgs))
             failed: set[str] = set()
-            if self.m.report_batch_item_failures and isinstance(resp, dict) and resp.get(
-                "batchItemFailures"
-            ):
+            if self.m.report_batch_item_failures and isinstance(resp, dict) and resp.get("batchItemFailures"):
                 ids = {m.message_id for m in msgs}
                 for f in resp["batchItemFailures"]:
                     rid = f.get("itemIdentifier") if isinstance(f, dict) else None

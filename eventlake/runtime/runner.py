@@ -74,6 +74,7 @@ class Runtime:
         """
         out: dict[str, int] = {}
         for p in self.stream_pollers:
+
             def run(txn: Any, p: Any = p) -> int:
                 raw = txn.kv_get("ckpt", p.name)
                 ck = int(raw.partition(":")[0]) if raw else 0
@@ -121,8 +122,7 @@ class Runtime:
             target = min(wake) if wake else now + self.env.settings.poll_interval_s
             clock.sleep(min(max(target - now, 0.001), max(0.0, timeout_s - (time.monotonic() - t0))))
         after = self.metrics.snapshot()["functions"]
-        inv = sum(v["invocations"] for v in after.values()) - sum(
-            v["invocations"] for v in before.values())
+        inv = sum(v["invocations"] for v in after.values()) - sum(v["invocations"] for v in before.values())
         err = sum(v["errors"] for v in after.values()) - sum(v["errors"] for v in before.values())
         return DrainReport(inv, err, passes, time.monotonic() - t0)
 
@@ -198,8 +198,9 @@ def _child_main(app: Any, duration_s: float | None) -> None:
 class Supervisor:
     """Starts worker processes and restarts any that die (and, for chaos tests, kills them)."""
 
-    def __init__(self, app: Any, workers: int, *, duration_s: float | None = None,
-                 restart: bool = True) -> None:
+    def __init__(
+        self, app: Any, workers: int, *, duration_s: float | None = None, restart: bool = True
+    ) -> None:
         self.app = app
         self.workers = workers
         self.duration_s = duration_s
@@ -254,7 +255,13 @@ class Supervisor:
                     p.join(timeout=5)
 
 
-def run_workers(app: Any, workers: int, *, duration_s: float | None = None,
-                stop: threading.Event | None = None, restart: bool = True) -> None:
+def run_workers(
+    app: Any,
+    workers: int,
+    *,
+    duration_s: float | None = None,
+    stop: threading.Event | None = None,
+    restart: bool = True,
+) -> None:
     """Start ``workers`` processes and keep them running (restarting any that die)."""
     Supervisor(app, workers, duration_s=duration_s, restart=restart).run(stop)

@@ -58,12 +58,22 @@ class KinesisSource(Source):
 
         s = env.settings
         sid = shard_id(shard)
-        return kinesis_event([
-            kinesis_record(stream_name=self.stream.name, shard_id=sid,
-                           sequence_number=format_seq(r.seq), partition_key=r.pkey, data=r.data,
-                           arrival_ts=r.ts, region=s.region, account=s.account, function_name=fn)
-            for r in rows
-        ])
+        return kinesis_event(
+            [
+                kinesis_record(
+                    stream_name=self.stream.name,
+                    shard_id=sid,
+                    sequence_number=format_seq(r.seq),
+                    partition_key=r.pkey,
+                    data=r.data,
+                    arrival_ts=r.ts,
+                    region=s.region,
+                    account=s.account,
+                    function_name=fn,
+                )
+                for r in rows
+            ]
+        )
 
 
 class TableStreamSource(Source):
@@ -105,15 +115,17 @@ class TableStreamSource(Source):
                 ddb["NewImage"] = doc["n"]
             if "o" in doc:
                 ddb["OldImage"] = doc["o"]
-            records.append({
-                "eventID": uuid.uuid5(uuid.NAMESPACE_OID, f"{self.log}:{shard}:{r.seq}").hex,
-                "eventName": doc["e"],
-                "eventVersion": "1.1",
-                "eventSource": "aws:dynamodb",
-                "awsRegion": region,
-                "dynamodb": ddb,
-                "eventSourceARN": arn,
-            })
+            records.append(
+                {
+                    "eventID": uuid.uuid5(uuid.NAMESPACE_OID, f"{self.log}:{shard}:{r.seq}").hex,
+                    "eventName": doc["e"],
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": region,
+                    "dynamodb": ddb,
+                    "eventSourceARN": arn,
+                }
+            )
         return {"Records": records}
 
 
@@ -139,8 +151,11 @@ class ObjectSource(Source):
         doc = json.loads(row.data)
         key = doc["key"]
         kind = doc["event"]
-        return (key.startswith(self.prefix) and key.endswith(self.suffix)
-                and any(kind.startswith(e.rstrip("*")) for e in self.events))
+        return (
+            key.startswith(self.prefix)
+            and key.endswith(self.suffix)
+            and any(kind.startswith(e.rstrip("*")) for e in self.events)
+        )
 
     def event(self, env: Env, fn: str, shard: int, rows: Sequence[LogRow]) -> dict[str, Any]:
         from ..events.s3 import s3_event, s3_record
@@ -148,9 +163,17 @@ class ObjectSource(Source):
         out = []
         for r in rows:
             doc = json.loads(r.data)
-            out.append(s3_record(bucket=self.lake.bucket, key=doc["key"], size=doc["size"],
-                                 etag=doc["etag"], sequencer=f"{r.seq:016X}",
-                                 event_name=doc["event"], event_ts=r.ts))
+            out.append(
+                s3_record(
+                    bucket=self.lake.bucket,
+                    key=doc["key"],
+                    size=doc["size"],
+                    etag=doc["etag"],
+                    sequencer=f"{r.seq:016X}",
+                    event_name=doc["event"],
+                    event_ts=r.ts,
+                )
+            )
         return s3_event(out)
 
 
@@ -171,8 +194,13 @@ class ScheduleSource(Source):
 
         r = rows[0]
         doc = json.loads(r.data)
-        return scheduled_event(rule_name=self.rule, ts=doc["tick"], event_id=doc["id"],
-                               region=env.settings.region, account=env.settings.account)
+        return scheduled_event(
+            rule_name=self.rule,
+            ts=doc["tick"],
+            event_id=doc["id"],
+            region=env.settings.region,
+            account=env.settings.account,
+        )
 
 
 def b64(data: bytes) -> str:

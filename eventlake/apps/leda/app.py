@@ -35,9 +35,15 @@ class InjectedFailure(Exception):
 
 
 def build_app(
-    mode: str = "lab2", *, state_url: str | None = None, lake_url: str | None = None,
-    shards: int = 4, map_window_s: float = 3.0, stale_after_s: float = 60.0,
-    seed: int | None = None, **settings: Any,
+    mode: str = "lab2",
+    *,
+    state_url: str | None = None,
+    lake_url: str | None = None,
+    shards: int = 4,
+    map_window_s: float = 3.0,
+    stale_after_s: float = 60.0,
+    seed: int | None = None,
+    **settings: Any,
 ) -> App:
     if mode not in MODES:
         raise ValidationError(f"leda mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -66,21 +72,27 @@ def build_app(
             if now - trade["Timestamp"] > stale_after_s:
                 continue
             item = {
-                "id": trade["TradeID"], "Value": Decimal(str(trade["Value"])),
-                "Version": trade["Version"], "Timestamp": Decimal(str(trade["Timestamp"])),
+                "id": trade["TradeID"],
+                "Value": Decimal(str(trade["Value"])),
+                "Version": trade["Version"],
+                "Timestamp": Decimal(str(trade["Timestamp"])),
                 "Hierarchy": trade["Hierarchy"],
             }
             if mode == "lab1":
                 state.put(item)
                 continue
             try:
-                state.put(item, condition="attribute_not_exists(id) OR Version < :v",
-                          values={":v": trade["Version"]})
+                state.put(
+                    item,
+                    condition="attribute_not_exists(id) OR Version < :v",
+                    values={":v": trade["Version"]},
+                )
             except ConditionalCheckFailed:
                 pass  # a duplicate or a stale version: nothing to do
 
-    @app.on_table_stream(state, batch_size=10_000, batching_window_s=map_window_s,
-                         max_retry_attempts=-1, name="map")
+    @app.on_table_stream(
+        state, batch_size=10_000, batching_window_s=map_window_s, max_retry_attempts=-1, name="map"
+    )
     def map_fn(event: dict[str, Any], context: Any) -> None:
         deltas: dict[str, Decimal] = defaultdict(Decimal)
         count = 0
@@ -94,15 +106,22 @@ def build_app(
         message = json.dumps({"deltas": {k: str(v) for k, v in deltas.items()}, COUNT_KEY: count})
         batch_id = hashlib.sha256(json.dumps(event["Records"], sort_keys=True).encode()).hexdigest()
         try:
-            reduce_table.put({"MessageId": batch_id, "Message": message},
-                             condition="attribute_not_exists(MessageId)")
+            reduce_table.put(
+                {"MessageId": batch_id, "Message": message}, condition="attribute_not_exists(MessageId)"
+            )
         except ConditionalCheckFailed:
             pass  # this batch was already written by an earlier attempt
         if rng.random() < rate("map"):
             raise InjectedFailure("map failed after its write")
 
-    @app.on_table_stream(reduce_table, batch_size=1000, max_retry_attempts=-1,
-                         reserved_concurrency=1, atomic=atomic, name="reduce")
+    @app.on_table_stream(
+        reduce_table,
+        batch_size=1000,
+        max_retry_attempts=-1,
+        reserved_concurrency=1,
+        atomic=atomic,
+        name="reduce",
+    )
     def reduce_fn(event: dict[str, Any], context: Any) -> None:
         totals: dict[str, Decimal] = defaultdict(Decimal)
         count = 0
@@ -118,12 +137,14 @@ def build_app(
         if not totals and not count:
             return
         actions = [
-            aggregate.tx_update({"Identifier": k}, "ADD #v :d", names={"#v": "Value"},
-                                values={":d": v})
+            aggregate.tx_update({"Identifier": k}, "ADD #v :d", names={"#v": "Value"}, values={":d": v})
             for k, v in sorted(totals.items())
         ]
-        actions.append(aggregate.tx_update({"Identifier": COUNT_KEY}, "ADD #v :d",
-                                           names={"#v": "Value"}, values={":d": count}))
+        actions.append(
+            aggregate.tx_update(
+                {"Identifier": COUNT_KEY}, "ADD #v :d", names={"#v": "Value"}, values={":d": count}
+            )
+        )
         token = None
         if mode == "lab2":
             token = hashlib.md5(json.dumps(event["Records"], sort_keys=True).encode()).hexdigest()

@@ -29,9 +29,11 @@ def _view(app: Any, gen: Generator, run: LedaRun, started: float) -> Group:
     lag = app.lag()
     elapsed = max(time.monotonic() - started, 1e-6)
     produced = gen.rounds * gen.records_per_round()
-    head = (f"mode [bold]{run.mode}[/]  round {len(run.results) + (0 if len(run.results) == run.rounds else 1)}"
-            f"/{run.rounds}  produced {produced:,}  message_count {int(agg.get(COUNT_KEY, 0)):,}"
-            f" / expected {gen.effects:,}  {produced / elapsed:,.0f} records/s  kills {run.kills}")
+    head = (
+        f"mode [bold]{run.mode}[/]  round {len(run.results) + (0 if len(run.results) == run.rounds else 1)}"
+        f"/{run.rounds}  produced {produced:,}  message_count {int(agg.get(COUNT_KEY, 0)):,}"
+        f" / expected {gen.effects:,}  {produced / elapsed:,.0f} records/s  kills {run.kills}"
+    )
     t = RichTable(expand=True)
     for col in ("function", "invocations", "errors (retries)", "lag"):
         t.add_column(col, justify="right" if col != "function" else "left")
@@ -68,12 +70,23 @@ def run(
         raise typer.Exit(2)
     state_url = state_url or "sqlite:///.eventlake/leda.db"
     if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
-        db = Path(state_url[len("sqlite:///"):])
+        db = Path(state_url[len("sqlite:///") :])
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-    r = LedaRun(mode=mode, rounds=rounds, hard=hard, failures=failures, chaos=chaos, workers=workers,
-                batches=batches, per_batch=per_batch, seed=seed, state_url=state_url,
-                map_window_s=map_window, settings={"poll_interval_s": 0.01})
+    r = LedaRun(
+        mode=mode,
+        rounds=rounds,
+        hard=hard,
+        failures=failures,
+        chaos=chaos,
+        workers=workers,
+        batches=batches,
+        per_batch=per_batch,
+        seed=seed,
+        state_url=state_url,
+        map_window_s=map_window,
+        settings={"poll_interval_s": 0.01},
+    )
     started = time.monotonic()
     use_live = live and console.is_terminal
     holder: dict[str, Any] = {"last": 0.0}
@@ -97,16 +110,29 @@ def run(
     for res in results:
         rate = res.records / res.seconds if res.seconds else 0
         colour = "green" if res.score.ok else "red"
-        console.print(f"round {res.round}: [{colour}]score {res.score.score}[/] — {res.records:,} records "
-                      f"in {res.seconds:.1f}s ({rate:,.0f}/s); message_count "
-                      f"{res.score.actual_count:,} / expected {res.score.expected_count:,}")
+        console.print(
+            f"round {res.round}: [{colour}]score {res.score.score}[/] — {res.records:,} records "
+            f"in {res.seconds:.1f}s ({rate:,.0f}/s); message_count "
+            f"{res.score.actual_count:,} / expected {res.score.expected_count:,}"
+        )
     last = results[-1].score
     console.print(last.table())
     if chaos:
         console.print(f"worker processes killed: {r.kills}")
     LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
-    LAST_RUN.write_text(json.dumps({"state_url": state_url, "mode": mode, "seed": seed, "hard": hard,
-                                    "rounds": rounds, "batches": batches, "per_batch": per_batch}))
+    LAST_RUN.write_text(
+        json.dumps(
+            {
+                "state_url": state_url,
+                "mode": mode,
+                "seed": seed,
+                "hard": hard,
+                "rounds": rounds,
+                "batches": batches,
+                "per_batch": per_batch,
+            }
+        )
+    )
     raise typer.Exit(0 if all(x.score.ok for x in results) else 1)
 
 
@@ -119,7 +145,9 @@ def verify(
         console.print("[red]error:[/] no leda run found; run `eventlake leda run` first")
         raise typer.Exit(2)
     last = json.loads(LAST_RUN.read_text())
-    gen = Generator(seed=last["seed"], hard=last["hard"], batches=last["batches"], per_batch=last["per_batch"])
+    gen = Generator(
+        seed=last["seed"], hard=last["hard"], batches=last["batches"], per_batch=last["per_batch"]
+    )
     for _ in range(last["rounds"]):
         for _batch in gen.round():
             pass

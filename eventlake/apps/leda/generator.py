@@ -62,7 +62,10 @@ class Generator:
 
     def _record(self, t: Trade, ts: float) -> dict[str, object]:
         return {
-            "TradeID": t.trade_id, "Value": float(t.value), "Version": t.version, "Timestamp": ts,
+            "TradeID": t.trade_id,
+            "Value": float(t.value),
+            "Version": t.version,
+            "Timestamp": ts,
             "Hierarchy": {"RiskType": t.risk, "Region": t.region, "TradeDesk": t.desk},
         }
 
@@ -82,8 +85,14 @@ class Generator:
                         touched.add(tid)
                         texts.append(self._modify(tid, ts))
                         continue
-                t = Trade(self._uuid(), 1, self._value(), self.rng.choice(RISK_TYPES),
-                          self.rng.choice(DESKS), self.rng.choice(REGIONS))
+                t = Trade(
+                    self._uuid(),
+                    1,
+                    self._value(),
+                    self.rng.choice(RISK_TYPES),
+                    self.rng.choice(DESKS),
+                    self.rng.choice(REGIONS),
+                )
                 self.state[t.trade_id] = t
                 self.effects += 1
                 texts.append(json.dumps(self._record(t, ts)))

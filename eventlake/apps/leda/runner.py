@@ -44,8 +44,14 @@ class LedaRun:
     kills: int = 0
 
     def build(self) -> App:
-        return build_app(self.mode, state_url=self.state_url, lake_url=self.lake_url,
-                         map_window_s=self.map_window_s, seed=self.seed, **self.settings)
+        return build_app(
+            self.mode,
+            state_url=self.state_url,
+            lake_url=self.lake_url,
+            map_window_s=self.map_window_s,
+            seed=self.seed,
+            **self.settings,
+        )
 
     def run(self, on_progress: Callable[[App, Generator, LedaRun], None] | None = None) -> list[RoundResult]:
         app = self.build()
@@ -67,9 +73,9 @@ class LedaRun:
                 t0 = time.monotonic()
                 for batch in gen.round():
                     incoming.put_many(batch)
-                    if self.chaos and sup is not None and chaos_rng.random() < 0.05:
-                        if sup.kill_one(chaos_rng):
-                            self.kills += 1
+                    chaos_now = self.chaos and sup is not None and chaos_rng.random() < 0.05
+                    if chaos_now and sup is not None and sup.kill_one(chaos_rng):
+                        self.kills += 1
                     if on_progress:
                         on_progress(app, gen, self)
                 self._wait_idle(app, sup, chaos_rng, on_progress, gen)
@@ -84,9 +90,15 @@ class LedaRun:
         app.close()
         return self.results
 
-    def _wait_idle(self, app: App, sup: Supervisor | None, rng: random.Random,
-                   on_progress: Callable[..., None] | None, gen: Generator,
-                   timeout_s: float = 600) -> None:
+    def _wait_idle(
+        self,
+        app: App,
+        sup: Supervisor | None,
+        rng: random.Random,
+        on_progress: Callable[..., None] | None,
+        gen: Generator,
+        timeout_s: float = 600,
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         quiet = 0
         while time.monotonic() < deadline:
@@ -97,9 +109,9 @@ class LedaRun:
                     return
             else:
                 quiet = 0
-                if self.chaos and sup is not None and rng.random() < 0.1 and self.kills < 1000:
-                    if sup.kill_one(rng):
-                        self.kills += 1
+                chaos_now = self.chaos and sup is not None and rng.random() < 0.1
+                if chaos_now and sup is not None and sup.kill_one(rng):
+                    self.kills += 1
             if on_progress:
                 on_progress(app, gen, self)
             time.sleep(0.1)

@@ -31,8 +31,13 @@ class Score:
             style = "bold red" if abs(diff) > TOLERANCE else None
             t.add_row(key, f"{exp:,.2f}", f"{act:,.2f}", f"{diff:+,.2f}", style=style)
         style = "bold red" if self.expected_count != self.actual_count else None
-        t.add_row(COUNT_KEY, str(self.expected_count), str(self.actual_count),
-                  f"{self.actual_count - self.expected_count:+d}", style=style)
+        t.add_row(
+            COUNT_KEY,
+            str(self.expected_count),
+            str(self.actual_count),
+            f"{self.actual_count - self.expected_count:+d}",
+            style=style,
+        )
         return t
 
 
