@@ -1,0 +1,207 @@
+"""Tables: DynamoDB item semantics, conditions, updates, transactions, queries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from eventlake import App, ConditionalCheckFailed, ManualClock, TransactionCanceled, ValidationError
+from eventlake.errors import ExpressionError, IdempotentParameterMismatch, SizeLimitExceeded
+
+
+@pytest.fixture
+def t(app: App):
+    return app.table("items", key="id")
+
+
+def test_put_get_delete_round_trip_with_decimal_numbers(t) -> None:
+    t.put({"id": "a", "n": 1, "f": 1.5, "s": {"x", "y"}, "m": {"l": [1, None, True]}, "b": b"\x00"})
+    item = t.get({"id": "a"})
+    assert item == {
+        "id": "a",
+        "n": Decimal(1),
+        "f": Decimal("1.5"),
+        "s": {"x", "y"},
+        "m": {"l": [Decimal(1), None, True]},
+        "b": b"\x00",
+    }
+    assert t.delete({"id": "a"}, return_values="ALL_OLD")["n"] == 1
+    assert t.get({"id": "a"}) is None
+
+
+def test_conditional_put_attribute_not_exists(t) -> None:
+    t.put({"id": "a", "v": 1}, condition="attribute_not_exists(id)")
+    with pytest.raises(ConditionalCheckFailed) as e:
+        t.put({"id": "a", "v": 2}, condition="attribute_not_exists(id)")
+    assert e.value.item == {"id": "a", "v": 1}
+    assert t.get({"id": "a"})["v"] == 1
+
+
+def test_version_condition_accepts_newer_and_refuses_stale(t) -> None:
+    cond = "attribute_not_exists(id) OR Version < :v"
+    t.put({"id": "a", "Version": 2, "x": "v2"}, condition=cond, values={":v": 2})
+    t.put({"id": "a", "Version": 3, "x": "v3"}, condition=cond, values={":v": 3})
+    with pytest.raises(ConditionalCheckFailed):
+        t.put({"id": "a", "Version": 1, "x": "stale"}, condition=cond, values={":v": 1})
+    with pytest.raises(ConditionalCheckFailed):
+        t.put({"id": "a", "Version": 3, "x": "dup"}, condition=cond, values={":v": 3})
+    assert t.get({"id": "a"})["x"] == "v3"
+
+
+def test_update_expressions_and_return_values(t) -> None:
+    assert t.update(
+        {"id": "a"}, "SET c = :z, l = :l", values={":z": 0, ":l": [1]}, return_values="ALL_NEW"
+    ) == {"id": "a", "c": 0, "l": [1]}
+    out = t.update(
+        {"id": "a"},
+        "SET c = c + :one, l = list_append(l, :more) ADD s :s REMOVE gone",
+        values={":one": 1, ":more": [2], ":s": {"x"}},
+        return_values="UPDATED_NEW",
+    )
+    assert out == {"c": 1, "l": [1, 2], "s": {"x"}}
+    assert (
+        t.update({"id": "a"}, "SET n = if_not_exists(n, :d)", values={":d": 5}, return_values="UPDATED_OLD")
+        == {}
+    )
+    with pytest.raises(ValidationError, match="key"):
+        t.update({"id": "a"}, "SET id = :x", values={":x": "b"})
+
+
+def test_update_with_condition_and_names(t) -> None:
+    t.put({"id": "a", "Value": 5})
+    t.update({"id": "a"}, "ADD #v :d", condition="#v >= :d", names={"#v": "Value"}, values={":d": 3})
+    assert t.get({"id": "a"})["Value"] == 8
+    with pytest.raises(ConditionalCheckFailed):
+        t.update({"id": "a"}, "ADD #v :d", condition="#v > :d", names={"#v": "Value"}, values={":d": 100})
+
+
+def test_bad_expressions_report_position(t) -> None:
+    with pytest.raises(ExpressionError) as e:
+        t.put({"id": "a"}, condition="attribute_not_exists(id) AND AND")
+    assert e.value.position is not None
+    with pytest.raises(ExpressionError):
+        t.put({"id": "a"}, condition="v = :missing")
+
+
+def test_key_validation(t, app: App) -> None:
+    with pytest.raises(ValidationError, match="Missing the key id"):
+        t.put({"x": 1})
+    with pytest.raises(ValidationError, match="Type mismatch"):
+        t.put({"id": 1})
+    with pytest.raises(ValidationError, match="empty string"):
+        t.put({"id": ""})
+    with pytest.raises(ValidationError, match="does not match the schema"):
+        t.get({"id": "a", "extra": 1})
+    with pytest.raises(ValidationError, match="key schema cannot change"):
+        App("other", state_url=app.settings.state_url).table("items", key="other")
+
+
+def test_item_size_limit(t) -> None:
+    t.put({"id": "a", "blob": "x" * (399 * 1024)})
+    with pytest.raises(SizeLimitExceeded, match="400 KB"):
+        t.put({"id": "b", "blob": "x" * (401 * 1024)})
+    assert t.get({"id": "b"}) is None
+
+
+def test_query_with_sort_key_conditions_and_pagination(app: App) -> None:
+    t = app.table("events", key="user", sort_key=("ts", "N"))
+    for ts in [5, -1, 10, 2.5, 100]:
+        t.put({"user": "u", "ts": ts, "kind": "a" if ts < 10 else "b"})
+    t.put({"user": "other", "ts": 1})
+    page = t.query("#u = :u", names={"#u": "user"}, values={":u": "u"})
+    assert [i["ts"] for i in page] == [Decimal(-1), Decimal("2.5"), Decimal(5), Decimal(10), Decimal(100)]
+    page = t.query(
+        "#u = :u AND ts BETWEEN :a AND :b",
+        names={"#u": "user"},
+        values={":u": "u", ":a": 0, ":b": 10},
+        forward=False,
+    )
+    assert [i["ts"] for i in page] == [10, 5, Decimal("2.5")]
+    first = t.query("#u = :u", names={"#u": "user"}, values={":u": "u"}, limit=2)
+    assert len(first) == 2 and first.last_key == {"user": "u", "ts": Decimal("2.5")}
+    rest = t.query("#u = :u", names={"#u": "user"}, values={":u": "u"}, start_key=first.last_key)
+    assert [i["ts"] for i in rest] == [5, 10, 100]
+    filtered = t.query("#u = :u", filter="kind = :k", names={"#u": "user"}, values={":u": "u", ":k": "b"})
+    assert filtered.count == 2 and filtered.scanned_count == 5
+
+
+def test_scan_pagination_segments_and_filter(t) -> None:
+    for i in range(25):
+        t.put({"id": f"k{i:02d}", "n": i})
+    seen = []
+    start = None
+    while True:
+        page = t.scan(limit=10, start_key=start)
+        seen += [i["id"] for i in page]
+        start = page.last_key
+        if start is None:
+            break
+    assert sorted(seen) == [f"k{i:02d}" for i in range(25)]
+    parts = [t.scan(segment=s, total_segments=3).items for s in range(3)]
+    assert sum(len(p) for p in parts) == 25
+    assert t.scan(filter="n >= :x", values={":x": 20}).count == 5
+
+
+def test_transaction_all_or_nothing_with_reasons(app: App) -> None:
+    a = app.table("a", key="id")
+    b = app.table("b", key="id")
+    a.put({"id": "1", "v": 1})
+    with pytest.raises(TransactionCanceled) as e:
+        app.transact(
+            [
+                a.tx_update({"id": "1"}, "SET v = :v", values={":v": 2}),
+                b.tx_put({"id": "x"}, condition="attribute_exists(id)"),
+            ]
+        )
+    assert [r.code for r in e.value.reasons] == [None, "ConditionalCheckFailed"]
+    assert a.get({"id": "1"})["v"] == 1 and b.get({"id": "x"}) is None
+    app.transact(
+        [
+            a.tx_update({"id": "1"}, "SET v = :v", values={":v": 2}),
+            b.tx_put({"id": "x"}),
+            a.tx_check({"id": "1"}, "attribute_exists(id)"),
+        ]
+    )
+    assert a.get({"id": "1"})["v"] == 2 and b.get({"id": "x"}) == {"id": "x"}
+
+
+def test_transaction_rules(app: App) -> None:
+    a = app.table("a", key="id")
+    with pytest.raises(ValidationError, match="multiple operations on one item"):
+        app.transact([a.tx_put({"id": "1"}), a.tx_delete({"id": "1"})])
+    with pytest.raises(ValidationError, match="1-100"):
+        app.transact([a.tx_put({"id": str(i)}) for i in range(101)])
+    app.transact([a.tx_put({"id": str(i)}) for i in range(100)])
+    assert a.count() == 100
+
+
+def test_idempotency_token_applies_once_for_ten_minutes(app_factory, clock: ManualClock) -> None:
+    app = app_factory("tok", clock=clock)
+    agg = app.table("agg", key="id")
+
+    def add(n: int):
+        return [agg.tx_update({"id": "x"}, "ADD v :n", values={":n": n})]
+
+    app.transact(add(5), token="batch-1")
+    app.transact(add(5), token="batch-1")  # a retry: not applied again
+    assert agg.get({"id": "x"})["v"] == 5
+    with pytest.raises(IdempotentParameterMismatch):
+        app.transact(add(6), token="batch-1")
+    clock.advance(601)
+    app.transact(add(5), token="batch-1")  # the token expired: a new request
+    assert agg.get({"id": "x"})["v"] == 10
+
+
+def test_stream_record_is_written_with_the_item_or_not_at_all(app: App) -> None:
+    t = app.table("s", key="id", stream="new_image")
+    t.put({"id": "a", "v": 1})
+    with pytest.raises(ConditionalCheckFailed):
+        t.put({"id": "a", "v": 2}, condition="attribute_not_exists(id)")
+    rows = app.env.state.transaction(lambda x: x.log_read(t.log, 0, 0, 100))
+    assert len(rows) == 1
+
+
+def test_projection(t) -> None:
+    t.put({"id": "a", "x": {"y": 1, "z": 2}, "l": [1, 2, 3], "w": 0})
+    assert t.get({"id": "a"}, projection="x.y, l[1]") == {"x": {"y": 1}, "l": [2]}
