@@ -156,11 +156,12 @@ def test_transaction_all_or_nothing_with_reasons(app: App) -> None:
         )
     assert [r.code for r in e.value.reasons] == [None, "ConditionalCheckFailed"]
     assert a.get({"id": "1"})["v"] == 1 and b.get({"id": "x"}) is None
+    a.put({"id": "2"})
     app.transact(
         [
             a.tx_update({"id": "1"}, "SET v = :v", values={":v": 2}),
             b.tx_put({"id": "x"}),
-            a.tx_check({"id": "1"}, "attribute_exists(id)"),
+            a.tx_check({"id": "2"}, "attribute_exists(id)"),
         ]
     )
     assert a.get({"id": "1"})["v"] == 2 and b.get({"id": "x"}) == {"id": "x"}

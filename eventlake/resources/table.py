@@ -306,7 +306,7 @@ class Table:
     ) -> dict[str, Any] | None:
         """UpdateItem (creates the item when missing, as DynamoDB does)."""
         _check_return(return_values, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"))
-        validate_placeholders([update, condition], names, values)
+        validate_placeholders([update, condition], names, values, ["update", "condition"])
         key = normalize_item(dict(key))
 
         def compute(old: dict[str, Any] | None) -> dict[str, Any]:
@@ -368,7 +368,9 @@ class Table:
         """Query one partition; ``limit`` counts items read before the filter, as DynamoDB."""
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ValidationError(f"limit must be a positive integer, got {limit!r}")
-        validate_placeholders([key_condition, filter, projection], names, values)
+        validate_placeholders(
+            [key_condition, filter, projection], names, values, ["condition", "condition", "projection"]
+        )
         kc = parse_key_condition(key_condition, names, values, self.pk_name, self.sk_name)
         pkey = {self.pk_name: kc.partition_value}
         self._check_key_value(self.pk_name, self.pk_type, normalize(kc.partition_value))
@@ -434,7 +436,7 @@ class Table:
             1 <= total_segments <= 1_000_000 and 0 <= segment < total_segments  # type: ignore[operator]
         ):
             raise ValidationError(f"segment must be 0..{total_segments}-1, got {segment}")
-        validate_placeholders([filter, projection], names, values)
+        validate_placeholders([filter, projection], names, values, ["condition", "projection"])
         after = self._encode_key(normalize_item(dict(start_key))) if start_key else None
         paths = parse_projection(projection, names) if projection else None
         items: list[dict[str, Any]] = []
@@ -588,7 +590,7 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
             raise ValidationError(f"action {i} is not built by table.tx_put/tx_update/tx_delete/tx_check")
         if a.table.env.state is not env.state:
             raise ValidationError(f"action {i}: table {a.table.name!r} belongs to another state backend")
-        validate_placeholders([a.update, a.condition], a.names, a.values)
+        validate_placeholders([a.update, a.condition], a.names, a.values, ["update", "condition"])
         pkb, skb = a.table._encode_key(a.key)
         if a.item is not None:
             a.table._check_size(a.item)

@@ -1,0 +1,208 @@
+"""DynamoDB values: normalisation, DynamoDB JSON, item size, key ordering.
+
+Items are plain Python values as boto3's resource layer uses them: ``str``, ``Decimal`` (every
+number), ``bool``, ``None``, ``bytes``, sets of str/Decimal/bytes, ``list`` and ``dict``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any
+
+from ..errors import ValidationError
+
+_MAX = Decimal("9.9999999999999999999999999999999999999E+125")
+_MIN = Decimal("1E-130")
+_CTX = Context(prec=38)
+TYPES = ("S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M")
+
+
+def _number(v: Any, path: str) -> Decimal:
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            raise ValidationError(f"{path or 'value'}: NaN and Infinity are not DynamoDB numbers")
+        v = Decimal(repr(v))
+    elif isinstance(v, int):
+        v = Decimal(v)
+    if not v.is_finite():
+        raise ValidationError(f"{path or 'value'}: NaN and Infinity are not DynamoDB numbers")
+    digits = len(v.normalize().as_tuple().digits) if v else 1
+    if digits > 38:
+        raise ValidationError(
+            f"{path or 'value'}: number {v} has {digits} significant digits; DynamoDB allows 38"
+        )
+    if v and not (_MIN <= abs(v) <= _MAX):
+        raise ValidationError(f"{path or 'value'}: number {v} is outside DynamoDB's range 1E-130..1E+126")
+    return v
+
+
+def normalize(value: Any, path: str = "") -> Any:
+    """Canonical form of a value, or a :class:`ValidationError` naming where it is wrong."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (int, float, Decimal)):
+        return _number(value, path)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return [normalize(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
+            out[k] = normalize(v, f"{path}.{k}" if path else k)
+        return out
+    if isinstance(value, (set, frozenset)):
+        if not value:
+            raise ValidationError(f"{path or 'value'}: an empty set is not allowed in DynamoDB")
+        kinds = {type(normalize(v, path)).__name__ for v in value}
+        if len(kinds) != 1 or kinds - {"str", "Decimal", "bytes"}:
+            raise ValidationError(
+                f"{path or 'value'}: a set must hold only strings, only numbers or only binary"
+            )
+        return {normalize(v, path) for v in value}
+    raise ValidationError(f"{path or 'value'}: type {type(value).__name__} cannot be stored")
+
+
+def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ValidationError(f"an item must be a dict, got {type(item).__name__}")
+    return normalize(item)  # type: ignore[no-any-return]
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "S"
+    if isinstance(value, Decimal):
+        return "N"
+    if isinstance(value, bytes):
+        return "B"
+    if isinstance(value, list):
+        return "L"
+    if isinstance(value, dict):
+        return "M"
+    if isinstance(value, (set, frozenset)):
+        first = next(iter(value))
+        return {"str": "SS", "Decimal": "NS", "bytes": "BS"}[type(first).__name__]
+    raise ValidationError(f"type {type(value).__name__} is not a DynamoDB type")
+
+
+def number_text(n: Decimal) -> str:
+    """The canonical text DynamoDB returns for a number: no exponent, no trailing zeros."""
+    if not n:
+        return "0"
+    t = format(n.normalize(_CTX), "f")
+    return t
+
+
+def to_dynamo(value: Any) -> dict[str, Any]:
+    t = type_name(value)
+    if t == "S":
+        return {"S": value}
+    if t == "N":
+        return {"N": number_text(value)}
+    if t == "B":
+        return {"B": base64.b64encode(value).decode()}
+    if t == "BOOL":
+        return {"BOOL": value}
+    if t == "NULL":
+        return {"NULL": True}
+    if t == "SS":
+        return {"SS": sorted(value)}
+    if t == "NS":
+        return {"NS": [number_text(v) for v in sorted(value)]}
+    if t == "BS":
+        return {"BS": [base64.b64encode(v).decode() for v in sorted(value)]}
+    if t == "L":
+        return {"L": [to_dynamo(v) for v in value]}
+    return {"M": {k: to_dynamo(v) for k, v in value.items()}}
+
+
+def from_dynamo(av: Any) -> Any:
+    if not isinstance(av, dict) or len(av) != 1:
+        raise ValidationError(f"malformed DynamoDB attribute value: {av!r:.80}")
+    ((t, v),) = av.items()
+    try:
+        if t == "S":
+            return str(v)
+        if t == "N":
+            return Decimal(v)
+        if t == "B":
+            return base64.b64decode(v)
+        if t == "BOOL":
+            return bool(v)
+        if t == "NULL":
+            return None
+        if t == "SS":
+            return set(v)
+        if t == "NS":
+            return {Decimal(x) for x in v}
+        if t == "BS":
+            return {base64.b64decode(x) for x in v}
+        if t == "L":
+            return [from_dynamo(x) for x in v]
+        if t == "M":
+            return {k: from_dynamo(x) for k, x in v.items()}
+    except (InvalidOperation, ValueError, TypeError) as e:
+        raise ValidationError(f"malformed DynamoDB {t} value {v!r:.80}: {e}") from None
+    raise ValidationError(f"unknown DynamoDB type {t!r}")
+
+
+def serialize_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_dynamo(v) for k, v in item.items()}
+
+
+def deserialize_item(avs: dict[str, Any]) -> dict[str, Any]:
+    return {k: from_dynamo(v) for k, v in avs.items()}
+
+
+def _value_size(v: Any) -> int:
+    t = type_name(v)
+    if t == "S":
+        return len(v.encode("utf-8"))
+    if t == "N":
+        digits = len(v.normalize().as_tuple().digits) if v else 1
+        return (digits + 1) // 2 + 1
+    if t == "B":
+        return len(v)
+    if t in ("BOOL", "NULL"):
+        return 1
+    if t in ("SS", "NS", "BS"):
+        return sum(_value_size(x) for x in v)
+    if t == "L":
+        return 3 + sum(1 + _value_size(x) for x in v)
+    return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(x) for k, x in v.items())
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """DynamoDB's item size: per attribute, the UTF-8 length of its name plus its value's size
+    (strings: UTF-8 bytes; numbers: one byte per two significant digits, plus one; binary:
+    bytes; booleans and nulls: 1; lists and maps: 3 bytes plus 1 per element plus contents)."""
+    return sum(len(k.encode("utf-8")) + _value_size(v) for k, v in item.items())
+
+
+def sort_key_bytes(value: Any) -> bytes:
+    """Bytes whose memcmp order is DynamoDB's key order: strings and binary by their bytes,
+    numbers by value. A number is encoded as sign, exponent and digits, negatives inverted."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, Decimal):
+        if not value:
+            return b"\x80"
+        sign, digits, exp = value.normalize().as_tuple()
+        assert isinstance(exp, int)
+        adjusted = exp + len(digits)  # value = 0.d1d2... × 10^adjusted
+        body = bytes([adjusted + 200]) + bytes(d + 1 for d in digits) + b"\x00"
+        if sign:
+            return b"\x7f" + bytes(255 - b for b in body)
+        return b"\x81" + body
+    raise ValidationError(f"key attributes must be strings, numbers or binary, not {type_name(value)}")
