@@ -61,6 +61,7 @@ def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) 
     producer = App("crash", state_url=state_url, lake_url=f"file://{tmp_path}/lake")
     stream = producer.stream("in", shards=4)
     seen = producer.table("seen", key="id")
+    log = (tmp_path / "supervisor.log").open("w")
     sup = subprocess.Popen(
         [
             sys.executable,
@@ -76,7 +77,7 @@ def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) 
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     rng = random.Random(42)
     kills = 0
@@ -106,6 +107,8 @@ def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) 
             sup.wait(timeout=30)
         except subprocess.TimeoutExpired:
             sup.kill()
+            sup.wait()
+        log.close()
     assert kills >= 5
     counts = {item["id"]: int(item["n"]) for item in seen.items()}
     missing = [str(j) for j in range(n) if str(j) not in counts]
