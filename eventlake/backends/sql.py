@@ -26,7 +26,6 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS el_log (
         stream TEXT NOT NULL, shard {int} NOT NULL, seq {int} NOT NULL, pkey TEXT NOT NULL,
         data {blob} NOT NULL, ts {real} NOT NULL, PRIMARY KEY (stream, shard, seq))""",
-    "CREATE INDEX IF NOT EXISTS el_log_ts ON el_log (stream, shard, ts)",
     """CREATE TABLE IF NOT EXISTS el_kv (
         ns TEXT NOT NULL, k TEXT NOT NULL, v TEXT NOT NULL, PRIMARY KEY (ns, k)) {without_rowid}""",
     """CREATE TABLE IF NOT EXISTS el_counters (
@@ -51,6 +50,9 @@ class Dialect:
     without_rowid: str
     for_update: str  # appended to SELECTs that lock rows ("" where the engine locks the db)
     skip_locked: str
+    # True where a write transaction excludes every other writer (SQLite): sequence numbers
+    # can then come from max(seq) with no counter row to update on every append.
+    serial_writes: bool = False
 
     def ddl(self) -> list[str]:
         return [
@@ -152,12 +154,28 @@ class SqlTxn(Txn):
         self._exec("DELETE FROM el_items WHERE tbl = ?", (table,))
 
     # -- log
+    # Sequence numbers never go backwards, even after trimming empties a shard: the counter
+    # row keeps the next number. Engines with serial writes update it only when trimming.
+    def _log_next(self, stream: str, shard: int, n: int) -> int:
+        name = f"log:{stream}:{shard}"
+        if not self.d.serial_writes:
+            return self.counter_next(name, n)
+        row = self._one("SELECT max(seq) FROM el_log WHERE stream = ? AND shard = ?", (stream, shard))
+        top = int(row[0]) if row and row[0] is not None else 0
+        c = self._one("SELECT value FROM el_counters WHERE name = ?", (name,))
+        return max(top + 1, int(c[0]) if c else 1)
+
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
-        first = self.counter_next(f"log:{stream}:{shard}", len(rows))
-        self.cur.executemany(
-            self._q("INSERT INTO el_log (stream, shard, seq, pkey, data, ts) VALUES (?, ?, ?, ?, ?, ?)"),
-            [(stream, shard, first + i, pk, data, ts) for i, (pk, data, ts) in enumerate(rows)],
-        )
+        first = self._log_next(stream, shard, len(rows))
+        sql = self._q("INSERT INTO el_log (stream, shard, seq, pkey, data, ts) VALUES (?, ?, ?, ?, ?, ?)")
+        if len(rows) == 1:
+            pk, data, ts = rows[0]
+            self.cur.execute(sql, (stream, shard, first, pk, data, ts))
+        else:
+            self.cur.executemany(
+                sql,
+                [(stream, shard, first + i, pk, data, ts) for i, (pk, data, ts) in enumerate(rows)],
+            )
         return first
 
     def log_read(self, stream: str, shard: int, after: int, limit: int) -> list[LogRow]:
@@ -169,18 +187,42 @@ class SqlTxn(Txn):
         return [LogRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 
     def log_last_seq(self, stream: str, shard: int) -> int:
-        row = self._one("SELECT value FROM el_counters WHERE name = ?", (f"log:{stream}:{shard}",))
-        return int(row[0]) - 1 if row else 0
+        c = self._one("SELECT value FROM el_counters WHERE name = ?", (f"log:{stream}:{shard}",))
+        counted = int(c[0]) - 1 if c else 0
+        if not self.d.serial_writes:
+            return counted
+        row = self._one("SELECT max(seq) FROM el_log WHERE stream = ? AND shard = ?", (stream, shard))
+        top = int(row[0]) if row and row[0] is not None else 0
+        return max(top, counted)
 
     def log_first_seq_at(self, stream: str, shard: int, ts: float) -> int | None:
+        # Walks the shard in sequence order (arrival times grow with it), so no index on ts
+        # has to be maintained on every append for this rare question.
         row = self._one(
-            "SELECT min(seq) FROM el_log WHERE stream = ? AND shard = ? AND ts >= ?",
+            "SELECT seq FROM el_log WHERE stream = ? AND shard = ? AND ts >= ? ORDER BY seq LIMIT 1",
             (stream, shard, ts),
         )
-        return int(row[0]) if row and row[0] is not None else None
+        return int(row[0]) if row else None
 
     def log_trim(self, stream: str, before_ts: float) -> int:
-        return self._exec("DELETE FROM el_log WHERE stream = ? AND ts < ?", (stream, before_ts))
+        shards = [r[0] for r in self._all("SELECT DISTINCT shard FROM el_log WHERE stream = ?", (stream,))]
+        n = 0
+        for shard in shards:
+            first_kept = self.log_first_seq_at(stream, shard, before_ts)
+            last = self.log_last_seq(stream, shard)
+            upto = (first_kept - 1) if first_kept is not None else last
+            if upto <= 0:
+                continue
+            self._exec(
+                "INSERT INTO el_counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = "
+                "CASE WHEN el_counters.value > excluded.value THEN el_counters.value ELSE excluded.value END",
+                (f"log:{stream}:{shard}", last + 1),
+            )
+            n += self._exec(
+                "DELETE FROM el_log WHERE stream = ? AND shard = ? AND seq <= ?", (stream, shard, upto)
+            )
+        return n
 
     # -- kv
     def kv_get(self, ns: str, key: str, *, lock: bool = False) -> str | None:

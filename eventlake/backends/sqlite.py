@@ -31,6 +31,7 @@ DIALECT = Dialect(
     without_rowid="WITHOUT ROWID",
     for_update="",
     skip_locked="",
+    serial_writes=True,
 )
 
 

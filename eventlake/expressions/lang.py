@@ -93,7 +93,8 @@ def tokenize(expr: str, what: str) -> list[Tok]:
         m = _TOKEN.match(expr, pos)
         if not m or m.end() == pos:
             raise ExpressionError(
-                f"Invalid {what}: Syntax error; token: {expr[pos]!r}, near: {expr[max(0, pos - 5) : pos + 5]!r}",
+                f"Invalid {what}: Syntax error; token: {expr[pos]!r}, "
+                f"near: {expr[max(0, pos - 5) : pos + 5]!r}",
                 expr,
                 pos,
             )
@@ -526,11 +527,10 @@ def _eval(env: Env, item: dict[str, Any] | None, node: Any) -> bool:
         if target is MISSING or arg is MISSING:
             return False
         if node.name == "begins_with":
-            return (
-                (isinstance(target, str) and isinstance(arg, str))
-                and target.startswith(arg)
-                or (isinstance(target, bytes) and isinstance(arg, bytes) and target.startswith(arg))
+            same = (isinstance(target, str) and isinstance(arg, str)) or (
+                isinstance(target, bytes) and isinstance(arg, bytes)
             )
+            return same and target.startswith(arg)
         # contains
         if isinstance(target, str):
             return isinstance(arg, str) and arg in target
@@ -735,7 +735,7 @@ def _show(key: tuple[Any, ...]) -> str:
     out = ""
     for k in key:
         out += f"[{k}]" if isinstance(k, int) else (f".{k}" if out else k)
-    return f"[{', '.join(str(k) for k in key)}]" if not out else out
+    return out or f"[{', '.join(str(k) for k in key)}]"
 
 
 # -- key conditions
@@ -880,22 +880,26 @@ def validate_placeholders(
     unused_v = sorted(set(values) - used_v)
     if unused_v:
         raise ValidationError(
-            f"Value provided in ExpressionAttributeValues unused in expressions: keys: {{{', '.join(unused_v)}}}"
+            "Value provided in ExpressionAttributeValues unused in expressions: "
+            f"keys: {{{', '.join(unused_v)}}}"
         )
     unused_n = sorted(set(names) - used_n)
     if unused_n:
         raise ValidationError(
-            f"Value provided in ExpressionAttributeNames unused in expressions: keys: {{{', '.join(unused_n)}}}"
+            "Value provided in ExpressionAttributeNames unused in expressions: "
+            f"keys: {{{', '.join(unused_n)}}}"
         )
     missing_v = sorted(used_v - set(values))
     if missing_v:
         raise ExpressionError(
-            f"An expression attribute value used in expression is not defined; attribute value: {missing_v[0]}"
+            "An expression attribute value used in expression is not defined; "
+            f"attribute value: {missing_v[0]}"
         )
     missing_n = sorted(used_n - set(names))
     if missing_n:
         raise ExpressionError(
-            f"An expression attribute name used in the document path is not defined; attribute name: {missing_n[0]}"
+            "An expression attribute name used in the document path is not defined; "
+            f"attribute name: {missing_n[0]}"
         )
 
 
