@@ -469,3 +469,23 @@ def test_json_log_lines(app: App, caplog) -> None:
     assert any(x.startswith("END RequestId: ") for x in lines)
     assert any(x.startswith("REPORT RequestId: ") and "Duration:" in x for x in lines)
     _ = json
+
+
+def test_json_log_format(app_factory, caplog) -> None:
+    import logging
+
+    app = app_factory("jsonlogs", log_format="json")
+    s = app.stream("in")
+
+    @app.on_stream(s)
+    def fn(event, context):
+        return None
+
+    s.put("a", "k")
+    with caplog.at_level(logging.INFO, logger="eventlake.functions"):
+        app.drain()
+    docs = [json.loads(r.getMessage()) for r in caplog.records]
+    assert [d["type"] for d in docs] == ["platform.start", "platform.report"]
+    metrics = docs[1]["record"]["metrics"]
+    assert set(metrics) == {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"}
+    assert docs[1]["record"]["status"] == "success"

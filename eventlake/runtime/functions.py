@@ -90,7 +90,9 @@ class Invoker:
         table writes must join the caller's open transaction.
         """
         from ..events.context import LambdaContext
-        from ..events.logs import end_line, report_line, start_line
+        from ..events.logs import end_line, platform_json, report_line, start_line
+
+        json_logs = self.env.settings.log_format == "json"
 
         if fn.reserved_concurrency == 0 or (fn._sem is not None and not fn._sem.acquire(blocking=False)):
             self.metrics.throttled(fn.name)
@@ -104,7 +106,7 @@ class Invoker:
                 account=self.env.settings.account,
             )
             rid = ctx.aws_request_id
-            self._line(fn, start_line(rid))
+            self._line(fn, platform_json("platform.start", rid) if json_logs else start_line(rid))
             t0 = time.perf_counter()
             error: HandlerError | None = None
             result: Any = None
@@ -133,18 +135,34 @@ class Invoker:
             ms = (time.perf_counter() - t0) * 1000
             if isinstance(error, FunctionTimeout):
                 self._line(fn, f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {rid} {error}", logging.ERROR)
-            self._line(fn, end_line(rid))
-            max_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-            self._line(
-                fn,
-                report_line(
-                    rid,
-                    duration_ms=ms,
-                    billed_ms=math.ceil(ms),
-                    memory_mb=fn.memory_mb,
-                    max_memory_mb=int(max_mb),
-                ),
-            )
+            max_mb = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            if json_logs:
+                self._line(
+                    fn,
+                    platform_json(
+                        "platform.report",
+                        rid,
+                        durationMs=round(ms, 3),
+                        billedDurationMs=math.ceil(ms),
+                        memorySizeMB=fn.memory_mb,
+                        maxMemoryUsedMB=max_mb,
+                        status="success"
+                        if error is None
+                        else ("timeout" if isinstance(error, FunctionTimeout) else "error"),
+                    ),
+                )
+            else:
+                self._line(fn, end_line(rid))
+                self._line(
+                    fn,
+                    report_line(
+                        rid,
+                        duration_ms=ms,
+                        billed_ms=math.ceil(ms),
+                        memory_mb=fn.memory_mb,
+                        max_memory_mb=max_mb,
+                    ),
+                )
             self.metrics.invoked(
                 fn.name,
                 ms,
