@@ -864,6 +864,25 @@ def validate_placeholders(
     kinds: list[str] | None = None,
 ) -> None:
     """DynamoDB refuses unused and undefined placeholders across all expressions of a request."""
+    if names is not None and not isinstance(names, dict):
+        raise ValidationError("names must be a dict of #placeholder -> attribute name")
+    if values is not None and not isinstance(values, dict):
+        raise ValidationError("values must be a dict of :placeholder -> value")
+    _validate_placeholders(
+        tuple(expressions),
+        tuple(kinds) if kinds else None,
+        tuple(sorted(names or ())),
+        tuple(sorted(values or ())),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _validate_placeholders(
+    expressions: tuple[str | None, ...],
+    kinds: tuple[str, ...] | None,
+    names: tuple[str, ...],
+    values: tuple[str, ...],
+) -> None:
     used_n: set[str] = set()
     used_v: set[str] = set()
     for i, e in enumerate(expressions):
@@ -873,10 +892,6 @@ def validate_placeholders(
         n, v = placeholders(e, kind)
         used_n |= n
         used_v |= v
-    names = names or {}
-    values = values or {}
-    if not isinstance(names, dict) or not isinstance(values, dict):
-        raise ValidationError("names and values must be dicts")
     unused_v = sorted(set(values) - used_v)
     if unused_v:
         raise ValidationError(

@@ -7,8 +7,8 @@ events (S3 notifications) and schedule ticks (EventBridge). Only the event docum
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,7 +117,7 @@ class TableStreamSource(Source):
                 ddb["OldImage"] = doc["o"]
             records.append(
                 {
-                    "eventID": uuid.uuid5(uuid.NAMESPACE_OID, f"{self.log}:{shard}:{r.seq}").hex,
+                    "eventID": hashlib.md5(f"{self.log}:{shard}:{r.seq}".encode()).hexdigest(),
                     "eventName": doc["e"],
                     "eventVersion": "1.1",
                     "eventSource": "aws:dynamodb",
