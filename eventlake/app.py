@@ -42,7 +42,7 @@ def _split(
             f"{kind}: unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(allowed))}"
         )
     fn_opts = {k: v for k, v in options.items() if k in _FUNCTION_OPTIONS}
-    map_opts = {k: v for k, v in options.items() if k in mapping_names}
+    map_opts = {k: v for k, v in options.items() if k in mapping_names or k in extra}
     return fn_opts, map_opts
 
 
@@ -204,19 +204,25 @@ class App:
         self._functions[name] = fn
         return fn
 
+    def _register(
+        self, fn_opts: dict[str, Any], mapping: Any, make: Callable[[Function], Any]
+    ) -> Callable[[Handler], Handler]:
+        """The decorator every trigger returns: validate, create the function, register it."""
+
+        def deco(handler: Handler) -> Handler:
+            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
+            fn = self._function(handler, dict(fn_opts))
+            self._registrations.append(make(fn))
+            return handler
+
+        return deco
+
     def _stream_trigger(
         self, kind: str, source: Any, options: dict[str, Any]
     ) -> Callable[[Handler], Handler]:
         fn_opts, map_opts = _split(kind, options, StreamMapping)
         mapping = StreamMapping(**map_opts)
-
-        def deco(handler: Handler) -> Handler:
-            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
-            fn = self._function(handler, dict(fn_opts))
-            self._registrations.append(_StreamRegistration(fn, mapping, source))
-            return handler
-
-        return deco
+        return self._register(fn_opts, mapping, lambda fn: _StreamRegistration(fn, mapping, source))
 
     def on_stream(self, stream: Stream, **options: Any) -> Callable[[Handler], Handler]:
         """Invoke the handler with Kinesis events from ``stream`` (an event source mapping)."""
@@ -246,14 +252,7 @@ class App:
             raise ValidationError(f"on_queue needs a Queue, got {queue!r}")
         fn_opts, map_opts = _split("on_queue", options, QueueMapping)
         mapping = QueueMapping(**map_opts)
-
-        def deco(handler: Handler) -> Handler:
-            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
-            fn = self._function(handler, dict(fn_opts))
-            self._registrations.append(_QueueRegistration(fn, mapping, queue))
-            return handler
-
-        return deco
+        return self._register(fn_opts, mapping, lambda fn: _QueueRegistration(fn, mapping, queue))
 
     def on_object(
         self,
@@ -270,45 +269,27 @@ class App:
         """
         from .runtime.sources import ObjectSource
 
-        fn_opts, map_opts = _split("on_object", options, None, extra=("on_failure",))
+        fn_opts, extra = _split("on_object", options, None, extra=("on_failure",))
+        on_failure = extra.get("on_failure")
         for e in events:
             if not (e.startswith("ObjectCreated:") or e.startswith("ObjectRemoved:")):
                 raise ValidationError(
                     f"on_object: unknown event {e!r}; use ObjectCreated:* or ObjectRemoved:* (or a "
                     "specific one such as ObjectCreated:Put)"
                 )
-        mapping = StreamMapping(
-            batch_size=1,
-            max_retry_attempts=2,
-            on_failure=map_opts.get("on_failure") if "on_failure" in map_opts else options.get("on_failure"),
-        )
-        fn_opts.pop("on_failure", None)
+        mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=on_failure)
         source = ObjectSource(self.lake, prefix, suffix, events)
-
-        def deco(handler: Handler) -> Handler:
-            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
-            fn = self._function(handler, dict(fn_opts))
-            self._registrations.append(_StreamRegistration(fn, mapping, source))
-            return handler
-
-        return deco
+        return self._register(fn_opts, mapping, lambda fn: _StreamRegistration(fn, mapping, source))
 
     def on_schedule(self, expression: str, **options: Any) -> Callable[[Handler], Handler]:
         """Invoke the handler on an EventBridge schedule: ``rate(5 minutes)``, ``cron(0 12 * * ? *)``."""
         from .schedule import parse_schedule
 
         parse_schedule(expression)  # fail at declaration, with the position of the error
-        fn_opts, _ = _split("on_schedule", options, None, extra=("on_failure",))
-        on_failure = fn_opts.pop("on_failure", options.get("on_failure"))
+        fn_opts, extra = _split("on_schedule", options, None, extra=("on_failure",))
+        on_failure = extra.get("on_failure")
         mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=on_failure)
-
-        def deco(handler: Handler) -> Handler:
-            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
-            fn = self._function(handler, dict(fn_opts))
-            self._registrations.append(_ScheduleRegistration(fn, expression, mapping))
-            return handler
-
-        return deco
+        return self._register(fn_opts, mapping, lambda fn: _ScheduleRegistration(fn, expression, mapping))
 
     # -- running
     def runtime(self) -> Runtime:

@@ -489,3 +489,17 @@ def test_json_log_format(app_factory, caplog) -> None:
     metrics = docs[1]["record"]["metrics"]
     assert set(metrics) == {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB"}
     assert docs[1]["record"]["status"] == "success"
+
+
+def test_object_trigger_honours_on_failure(app: App) -> None:
+    dest = app.queue("object-failures")
+
+    @app.on_object(prefix="bad/", on_failure=dest)
+    def parse(event, context):
+        raise ValueError("corrupt file")
+
+    app.lake.put("bad/x.gz", b"\x00")
+    app.drain()
+    [m] = dest.receive()
+    assert m.json()["responsePayload"]["errorType"] == "ValueError"
+    assert app.queue("parse-dlq").receive() == []
