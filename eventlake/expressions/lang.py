@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import ExpressionError, ValidationError
-from .values import TYPES, normalize, type_name
+from .values import _CTX, TYPES, normalize, type_name
 
 RESERVED = frozenset(
     """
@@ -569,7 +569,7 @@ def _update_value(env: Env, item: dict[str, Any], node: Any) -> Any:
                 "Invalid UpdateExpression: Incorrect operand type for operator or function; "
                 f"operator: {node.op}, operand type: {type_name(a) if a is not MISSING else 'missing'}"
             )
-        return normalize(a + b if node.op == "+" else a - b)
+        return normalize(_CTX.add(a, b) if node.op == "+" else _CTX.subtract(a, b))
     if isinstance(node, Func):
         if node.name == "if_not_exists":
             cur = env.resolve(item, node.args[0])
@@ -675,7 +675,7 @@ def apply_update(
                 if cur is MISSING:
                     result: Any = value
                 elif isinstance(cur, Decimal) and not isinstance(cur, bool):
-                    result = normalize(cur + value)
+                    result = normalize(_CTX.add(cur, value))
                 else:
                     raise ValidationError(
                         "Invalid UpdateExpression: Incorrect operand type for operator or function; "

@@ -16,6 +16,9 @@ from ..errors import ValidationError
 _MAX = Decimal("9.9999999999999999999999999999999999999E+125")
 _MIN = Decimal("1E-130")
 _CTX = Context(prec=38)
+# Decimal.normalize() rounds to the *current* context (28 digits by default), which would
+# silently change 29-38 digit numbers; every normalisation here names a wide-enough context.
+_WIDE = Context(prec=1000, Emax=999_999, Emin=-999_999)
 TYPES = ("S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M")
 
 
@@ -28,7 +31,7 @@ def _number(v: Any, path: str) -> Decimal:
         v = Decimal(v)
     if not v.is_finite():
         raise ValidationError(f"{path or 'value'}: NaN and Infinity are not DynamoDB numbers")
-    digits = len(v.normalize().as_tuple().digits) if v else 1
+    digits = len(v.normalize(_WIDE).as_tuple().digits) if v else 1
     if digits > 38:
         raise ValidationError(
             f"{path or 'value'}: number {v} has {digits} significant digits; DynamoDB allows 38"
@@ -168,7 +171,7 @@ def _value_size(v: Any) -> int:
     if t == "S":
         return len(v.encode("utf-8"))
     if t == "N":
-        digits = len(v.normalize().as_tuple().digits) if v else 1
+        digits = len(v.normalize(_WIDE).as_tuple().digits) if v else 1
         return (digits + 1) // 2 + 1
     if t == "B":
         return len(v)
@@ -198,10 +201,10 @@ def sort_key_bytes(value: Any) -> bytes:
     if isinstance(value, Decimal):
         if not value:
             return b"\x80"
-        sign, digits, exp = value.normalize().as_tuple()
+        sign, digits, exp = value.normalize(_WIDE).as_tuple()
         assert isinstance(exp, int)
         adjusted = exp + len(digits)  # value = 0.d1d2... × 10^adjusted
-        body = bytes([adjusted + 200]) + bytes(d + 1 for d in digits) + b"\x00"
+        body = (adjusted + 1000).to_bytes(2, "big") + bytes(d + 1 for d in digits) + b"\x00"
         if sign:
             return b"\x7f" + bytes(255 - b for b in body)
         return b"\x81" + body

@@ -1,0 +1,260 @@
+"""DynamoDB expressions and values, against the documented semantics."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+
+from eventlake.errors import ExpressionError, ValidationError
+from eventlake.expressions import (
+    apply_update,
+    check_condition,
+    deserialize_item,
+    item_size,
+    normalize,
+    parse_key_condition,
+    serialize_item,
+    sort_key_bytes,
+    to_dynamo,
+    validate_placeholders,
+)
+
+ITEM = {
+    "id": "a",
+    "n": Decimal(5),
+    "s": "hello",
+    "tags": {"x", "y"},
+    "nums": {Decimal(1), Decimal(2)},
+    "l": [Decimal(1), "two", None],
+    "m": {"child": {"deep": Decimal(3)}},
+    "flag": True,
+    "nothing": None,
+    "b": b"\x01\x02",
+}
+
+
+def c(expr: str, values: dict | None = None, names: dict | None = None, item: dict | None = ITEM) -> bool:
+    return check_condition(expr, item, names, values)
+
+
+@pytest.mark.parametrize(
+    ("expr", "values", "expected"),
+    [
+        ("n = :v", {":v": 5}, True),
+        ("n <> :v", {":v": 5}, False),
+        ("n < :v", {":v": 6}, True),
+        ("n >= :v", {":v": 5}, True),
+        ("s > :v", {":v": "hella"}, True),
+        ("n = :v", {":v": "5"}, False),  # different types are never equal
+        ("n < :v", {":v": "9"}, False),  # nor ordered
+        ("absent = :v", {":v": 1}, False),
+        ("absent <> :v", {":v": 1}, True),  # a missing attribute is not equal to anything
+        ("absent < :v", {":v": 1}, False),
+        ("n BETWEEN :a AND :b", {":a": 5, ":b": 5}, True),  # inclusive
+        ("n BETWEEN :a AND :b", {":a": 6, ":b": 9}, False),
+        ("n IN (:a, :b)", {":a": 1, ":b": 5}, True),
+        ("s IN (:a)", {":a": "nope"}, False),
+        ("size(s) = :v", {":v": 5}, True),
+        ("size(tags) = :v", {":v": 2}, True),
+        ("size(l) > :v", {":v": 2}, True),
+        ("size(absent) = :v", {":v": 0}, False),
+        ("m.child.deep = :v", {":v": 3}, True),
+        ("l[1] = :v", {":v": "two"}, True),
+        ("l[9] = :v", {":v": "two"}, False),
+    ],
+)
+def test_comparisons(expr: str, values: dict, expected: bool) -> None:
+    assert c(expr, values) is expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "values", "expected"),
+    [
+        ("attribute_exists(n)", None, True),
+        ("attribute_exists(nothing)", None, True),  # NULL exists
+        ("attribute_not_exists(absent)", None, True),
+        ("attribute_exists(m.child.deep)", None, True),
+        ("attribute_type(tags, :t)", {":t": "SS"}, True),
+        ("attribute_type(nums, :t)", {":t": "NS"}, True),
+        ("attribute_type(flag, :t)", {":t": "BOOL"}, True),
+        ("attribute_type(nothing, :t)", {":t": "NULL"}, True),
+        ("begins_with(s, :p)", {":p": "he"}, True),
+        ("begins_with(b, :p)", {":p": b"\x01"}, True),
+        ("begins_with(n, :p)", {":p": "5"}, False),
+        ("contains(s, :p)", {":p": "ell"}, True),
+        ("contains(tags, :p)", {":p": "x"}, True),
+        ("contains(l, :p)", {":p": "two"}, True),
+        ("contains(l, :p)", {":p": "three"}, False),
+    ],
+)
+def test_functions(expr: str, values: dict | None, expected: bool) -> None:
+    assert c(expr, values) is expected
+
+
+def test_precedence_not_and_or_and_case_insensitive_keywords() -> None:
+    v = {":one": 1, ":five": 5}
+    # OR binds weakest: false AND false OR true == true
+    assert c("n = :one and n = :one OR n = :five", v)
+    assert not c("n = :one AND (n = :one OR n = :five)", v)
+    assert c("NOT n = :one AND n = :five", v)
+    assert not c("not (n = :five)", v)
+
+
+def test_no_item_means_nothing_exists() -> None:
+    assert check_condition("attribute_not_exists(id)", None, None, None)
+    assert not check_condition("attribute_exists(id) OR id = :v", None, None, {":v": "a"})
+
+
+def test_names_placeholders_and_reserved_words() -> None:
+    assert c("#s = :v", {":v": "hello"}, {"#s": "s"})
+    with pytest.raises(ExpressionError, match="reserved keyword; reserved keyword: Value") as e:
+        c("Value = :v", {":v": 1})
+    assert e.value.position == 0
+    assert c("Version = :v", {":v": 1}, item={"Version": Decimal(1)})  # not reserved
+
+
+@pytest.mark.parametrize(
+    ("expr", "pos"),
+    [("n = ", 4), ("n = :v AND", 10), ("(n = :v", 7), ("n == :v", 3), ("foo(n)", 0), ("n = :v $", 7)],
+)
+def test_syntax_errors_report_the_position(expr: str, pos: int) -> None:
+    with pytest.raises(ExpressionError) as e:
+        c(expr, {":v": 1})
+    assert e.value.position == pos
+    assert "Invalid ConditionExpression" in str(e.value)
+
+
+def test_update_set_arithmetic_and_functions() -> None:
+    new = apply_update(
+        "SET n = n + :one, s2 = if_not_exists(s2, :d), l = list_append(l, :more), m.child.x = :x",
+        ITEM,
+        None,
+        {":one": 1, ":d": "default", ":more": ["z"], ":x": 9},
+    )
+    assert new["n"] == 6 and new["s2"] == "default" and new["l"][-1] == "z"
+    assert new["m"]["child"] == {"deep": 3, "x": 9}
+    assert ITEM["n"] == 5  # the input is never mutated
+
+
+def test_update_right_hand_sides_see_the_item_before_the_update() -> None:
+    new = apply_update("SET a = b, b = a", {"a": Decimal(1), "b": Decimal(2)}, None, None)
+    assert new == {"a": 2, "b": 1}
+
+
+def test_update_remove_add_delete() -> None:
+    new = apply_update(
+        "REMOVE s, l[0] ADD n :two, tags :t, newcount :one DELETE nums :gone",
+        ITEM,
+        None,
+        {":two": 2, ":t": {"z"}, ":one": 1, ":gone": {Decimal(1), Decimal(2)}},
+    )
+    assert "s" not in new and new["l"] == ["two", None]
+    assert new["n"] == 7 and new["tags"] == {"x", "y", "z"} and new["newcount"] == 1
+    assert "nums" not in new  # deleting every element removes the attribute
+
+
+def test_set_list_index_past_the_end_appends() -> None:
+    assert apply_update("SET l[10] = :v", {"l": [Decimal(1)]}, None, {":v": "x"})["l"] == [1, "x"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "values", "message"),
+    [
+        ("SET a = :v, a = :v", {":v": 1}, "overlap"),
+        ("SET m.child = :v REMOVE m.child.deep", {":v": 1}, "overlap"),
+        ("SET s = s + :v", {":v": 1}, "operand type"),
+        ("ADD s :v", {":v": 1}, "operand type"),
+        ("ADD tags :v", {":v": {Decimal(1)}}, "incorrect data type"),
+        ("SET absent.x = :v", {":v": 1}, "document path"),
+        ("SET id = :v", {":v": "b"}, "part of the key"),
+        ("SET a = nope", None, "does not exist"),
+    ],
+)
+def test_update_errors(expr: str, values: dict | None, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        apply_update(expr, ITEM, None, values, key_attributes=("id",))
+
+
+def test_update_clauses_only_once() -> None:
+    with pytest.raises(ExpressionError, match="only be used once"):
+        apply_update("SET a = :v SET b = :v", {}, None, {":v": 1})
+
+
+def test_placeholders_must_be_used_and_defined() -> None:
+    with pytest.raises(ValidationError, match=r"unused in expressions: keys: \{:extra\}"):
+        validate_placeholders(["a = :v"], None, {":v": 1, ":extra": 2})
+    with pytest.raises(ValidationError, match="ExpressionAttributeNames unused"):
+        validate_placeholders(["a = :v"], {"#n": "x"}, {":v": 1})
+    with pytest.raises(ExpressionError, match="not defined; attribute value: :v"):
+        validate_placeholders(["a = :v"], None, None)
+    validate_placeholders(
+        ["SET #a = :v", "attribute_exists(#a)"], {"#a": "x"}, {":v": 1}, ["update", "condition"]
+    )
+
+
+def test_key_conditions() -> None:
+    kc = parse_key_condition(
+        "pk = :p AND begins_with(sk, :pre)", None, {":p": "u", ":pre": "2024"}, "pk", "sk"
+    )
+    assert kc.partition_value == "u" and kc.matches_sort("2024-01") and not kc.matches_sort("2023")
+    kc = parse_key_condition(
+        "pk = :p AND sk BETWEEN :a AND :b", None, {":p": "u", ":a": Decimal(1), ":b": Decimal(3)}, "pk", "sk"
+    )
+    assert kc.matches_sort(Decimal(3)) and not kc.matches_sort(Decimal(4))
+    with pytest.raises(ValidationError, match="missed key schema element: pk"):
+        parse_key_condition("sk = :a", None, {":a": 1}, "pk", "sk")
+    with pytest.raises(ValidationError, match="partition key needs '='"):
+        parse_key_condition("pk > :a", None, {":a": 1}, "pk", "sk")
+
+
+def test_values_normalize_and_refuse_bad_input() -> None:
+    assert normalize(1.5) == Decimal("1.5") and normalize((1, 2)) == [1, 2]
+    for bad, msg in [
+        (float("nan"), "NaN"),
+        (set(), "empty set"),
+        ({1, "a"}, "only strings"),
+        (Decimal("1" * 39), "38"),
+        (Decimal("1e200"), "range"),
+        (object(), "cannot be stored"),
+        ({1: "x"}, "map keys"),
+    ]:
+        with pytest.raises(ValidationError, match=msg):
+            normalize(bad)
+
+
+def test_dynamodb_json_round_trip() -> None:
+    av = serialize_item(ITEM)
+    assert av["n"] == {"N": "5"} and av["b"] == {"B": "AQI="} and av["nothing"] == {"NULL": True}
+    assert to_dynamo(Decimal("1.50")) == {"N": "1.5"} and to_dynamo(Decimal("1E+2")) == {"N": "100"}
+    assert deserialize_item(av) == ITEM
+    with pytest.raises(ValidationError, match="malformed"):
+        deserialize_item({"x": {"N": "not a number"}})
+
+
+def test_item_size_follows_the_documented_rules() -> None:
+    assert item_size({"a": "abc"}) == 1 + 3
+    assert item_size({"n": Decimal("12345")}) == 1 + 4  # 5 digits -> 3 bytes + 1
+    assert item_size({"flag": True}) == 4 + 1
+    assert item_size({"m": {"k": "v"}}) == 1 + 3 + 1 + 1 + 1
+
+
+def test_sort_key_bytes_orders_numbers_by_value() -> None:
+    rng = random.Random(5)
+    nums = [Decimal(0), Decimal("1E-130"), Decimal("-1E-130"), Decimal("9.99E+125"), Decimal("-9.99E+125")]
+    nums += [Decimal(rng.randint(-(10**6), 10**6)) / Decimal(10) ** rng.randint(0, 8) for _ in range(2000)]
+    by_value = sorted(nums)
+    by_bytes = sorted(nums, key=sort_key_bytes)
+    assert [str(x) for x in by_bytes] == [str(x) for x in by_value] or all(
+        a == b for a, b in zip(by_bytes, by_value, strict=True)
+    )
+    assert sort_key_bytes("a") < sort_key_bytes("b") < sort_key_bytes("ü")
+
+
+def test_numbers_keep_38_digits_through_arithmetic() -> None:
+    big = Decimal("1234567890123456789012345678901234567")  # 37 digits
+    new = apply_update("ADD n :d SET m = n + :d", {"n": big}, None, {":d": Decimal(1)})
+    plus_one = Decimal("1234567890123456789012345678901234568")
+    assert new["n"] == plus_one and new["m"] == plus_one
+    assert sort_key_bytes(big) < sort_key_bytes(plus_one)
