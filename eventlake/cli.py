@@ -58,6 +58,18 @@ def load_app(target: str) -> Any:
     return apps[0]
 
 
+def log_to_file(path: str) -> None:
+    """Send function and runtime logs to a file, so they do not tear through a live view."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("eventlake.functions", "eventlake.runtime"):
+        lg = logging.getLogger(name)
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+
+
 def _fail(e: Exception) -> None:
     err.print(f"[bold red]error:[/] {e}", highlight=False)
     raise typer.Exit(1)
@@ -91,6 +103,7 @@ def demo(
     """Run the demo pipeline end to end and check that every count is exact."""
     from .demo import run_demo
 
+    log_to_file(".eventlake/logs/demo.log")
     try:
         ok = run_demo(records=records, rate=rate, live=live and sys.stdout.isatty(), state_url=state_url)
     except EventlakeError as e:

@@ -68,6 +68,9 @@ def run(
     if mode not in MODES:
         console.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)}")
         raise typer.Exit(2)
+    from ...cli import log_to_file
+
+    log_to_file(".eventlake/logs/leda.log")
     state_url = state_url or "sqlite:///.eventlake/leda.db"
     if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
         db = Path(state_url[len("sqlite:///") :])
