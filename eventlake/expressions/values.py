@@ -31,12 +31,16 @@ def _number(v: Any, path: str) -> Decimal:
         v = Decimal(v)
     if not v.is_finite():
         raise ValidationError(f"{path or 'value'}: NaN and Infinity are not DynamoDB numbers")
-    digits = len(v.normalize(_WIDE).as_tuple().digits) if v else 1
-    if digits > 38:
-        raise ValidationError(
-            f"{path or 'value'}: number {v} has {digits} significant digits; DynamoDB allows 38"
-        )
-    if v and not (_MIN <= abs(v) <= _MAX):
+    if not v:
+        return v
+    # Cheap checks first: as_tuple() counts trailing zeros too, so <= 38 there is enough.
+    if len(v.as_tuple().digits) > 38:
+        digits = len(v.normalize(_WIDE).as_tuple().digits)
+        if digits > 38:
+            raise ValidationError(
+                f"{path or 'value'}: number {v} has {digits} significant digits; DynamoDB allows 38"
+            )
+    if not -130 <= v.adjusted() <= 125:
         raise ValidationError(f"{path or 'value'}: number {v} is outside DynamoDB's range 1E-130..1E+126")
     return v
 
@@ -101,7 +105,11 @@ def number_text(n: Decimal) -> str:
     """The canonical text DynamoDB returns for a number: no exponent, no trailing zeros."""
     if not n:
         return "0"
-    t = format(n.normalize(_CTX), "f")
+    t = str(n)
+    if "E" in t:
+        return format(n.normalize(_CTX), "f")
+    if "." in t:
+        t = t.rstrip("0").rstrip(".")
     return t
 
 

@@ -227,6 +227,7 @@ class Table:
         new: dict[str, Any] | None,
         old_raw: bytes | None = None,
         new_raw: bytes | None = None,
+        new_size: int | None = None,
     ) -> None:
         """Append the change record. The images are the stored DynamoDB JSON, spliced in as
         text: serialising an item again for its stream record would double the cost of a write."""
@@ -241,7 +242,7 @@ class Table:
         size = item_size(keys)
         if new is not None and view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
             parts += [',"n":', (new_raw or self._encode(new)).decode()]
-            size += item_size(new)
+            size += new_size if new_size is not None else item_size(new)
         if old is not None and view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
             parts += [',"o":', (old_raw or self._encode(old)).decode()]
             size += item_size(old)
@@ -260,13 +261,15 @@ class Table:
             old = self._decode(old_raw)
             new = compute(old)
             new_raw = None
+            new_size = None
             if new is None:
                 if old is not None:
                     txn.item_delete(self.name, pkb, skb)
             else:
+                new_size = self._check_size(new)  # every write path sizes the item here, once
                 new_raw = self._encode(new)
                 txn.item_put(self.name, pkb, skb, new_raw)
-            self._emit(txn, old, new, old_raw, new_raw)
+            self._emit(txn, old, new, old_raw, new_raw, new_size)
             return old, new
 
         result = self.env.state.transaction(run)
@@ -294,7 +297,6 @@ class Table:
         validate_placeholders([condition], names, values)
         new = normalize_item(dict(item))
         key = self.key_of(new)
-        self._check_size(new)
 
         def compute(old: dict[str, Any] | None) -> dict[str, Any]:
             self._condition(condition, names, values, old)
@@ -321,9 +323,7 @@ class Table:
         def compute(old: dict[str, Any] | None) -> dict[str, Any]:
             self._condition(condition, names, values, old)
             base = dict(old) if old is not None else dict(key)
-            new = apply_update(update, base, names, values, key_attributes=self.key_attributes)
-            self._check_size(new)
-            return new
+            return apply_update(update, base, names, values, key_attributes=self.key_attributes)
 
         old, new = self._write(key, compute)
         return _returned(return_values, old, new)
