@@ -173,6 +173,33 @@ class App:
             self._lake = Lake(self.env, store)
         return self._lake
 
+    def delivery(self, name: str, *, source: Stream, **options: Any) -> Any:
+        """Deliver ``source`` into the lake with Firehose semantics (see ``resources/delivery.py``):
+        ``prefix``, ``error_prefix``, ``buffer_mb``, ``buffer_s``, ``format``, ``compression``,
+        ``transform``."""
+        from .resources.delivery import Delivery
+        from .runtime.sources import KinesisSource
+
+        try:
+            d = Delivery(self, name, source=source, **options)
+        except TypeError as e:
+            raise ValidationError(f"delivery {name!r}: {e}") from None
+        fn_name = f"delivery-{name}"
+        if fn_name in self._functions:
+            raise ValidationError(f"a delivery named {name!r} is already declared")
+        fn = Function(name=fn_name, handler=d.handle, timeout_s=300, memory_mb=128)
+        self._functions[fn_name] = fn
+        # Internal mapping: Firehose's buffering hints are wider than Lambda's ranges, so this
+        # mapping is built directly rather than through the user-facing validation.
+        mapping = StreamMapping(
+            batch_size=10_000_000,
+            batching_window_s=d.buffer_s,
+            max_retry_attempts=-1,
+            max_batch_bytes=d.buffer_bytes,
+        )
+        self._registrations.append(_StreamRegistration(fn, mapping, KinesisSource(source)))
+        return d
+
     def transact(self, actions: Sequence[Action], *, token: str | None = None) -> None:
         """TransactWriteItems over any of this app's tables (build actions with ``tx_*``)."""
         from .resources.table import transact

@@ -24,6 +24,9 @@ class StreamMapping:
     parallelization_factor: int = 1
     report_batch_item_failures: bool = False
     on_failure: Any = None  # a Queue or a Stream
+    # Internal: the most bytes of record data in one batch (Lambda's 6 MB request less
+    # base64's growth); lake delivery raises it to its buffer size.
+    max_batch_bytes: int = 6 * 1024 * 1024 * 3 // 4
 
     def validate(self, fn: str) -> None:
         where = f"function {fn!r}"

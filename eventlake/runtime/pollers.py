@@ -26,8 +26,6 @@ from .leases import LeaseLost, Leases
 from .mappings import QueueMapping, StreamMapping
 from .sources import Source
 
-MAX_PAYLOAD = 6 * 1024 * 1024 * 3 // 4  # Lambda's 6 MB request, less base64's growth
-
 
 @dataclass
 class _Segment:
@@ -84,6 +82,7 @@ class StreamPoller:
         self.wake_names = (source.log,)
         self._ck: int | None = None  # authoritative while the lease is held
         self._pending_ck: int | None = None
+        self._full = False
         self._inflight: int | None = None
 
     # -- checkpoint
@@ -148,13 +147,14 @@ class StreamPoller:
         return n == 1 or zlib.crc32(row.pkey.encode()) % n == self.slot
 
     def _read(self, after: int, upto: int | None = None) -> tuple[list[LogRow], int]:
+        self._full = False  # set when the byte limit, not the record count, ended the batch
         rows: list[LogRow] = []
         end = after
         size = 0
         want = self.m.batch_size
         while len(rows) < want:
             chunk = self.env.state.transaction(
-                lambda t, a=end: t.log_read(self.src.log, self.shard, a, max(want, 100)),
+                lambda t, a=end: t.log_read(self.src.log, self.shard, a, min(max(want, 100), 2000)),
                 readonly=True,
             )
             if upto is not None:
@@ -163,7 +163,8 @@ class StreamPoller:
                 break
             for r in chunk:
                 if self._in_slot(r) and self.src.matches(r):
-                    if rows and size + len(r.data) > MAX_PAYLOAD:
+                    if rows and size + len(r.data) > self.m.max_batch_bytes:
+                        self._full = True
                         return rows, end
                     rows.append(r)
                     size += len(r.data)
@@ -203,6 +204,7 @@ class StreamPoller:
                 replay is None
                 and window > 0
                 and not flush
+                and not self._full
                 and len(rows) < self.m.batch_size
                 and now - rows[0].ts < window
             ):

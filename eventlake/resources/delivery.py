@@ -1,0 +1,308 @@
+"""Delivery of a stream into the lake, with Kinesis Data Firehose semantics.
+
+A delivery is an internal consumer of its source stream, run by the same poller as stream
+triggers: records are buffered until ``buffer_mb`` or ``buffer_s`` is reached (Firehose's
+buffering hints), optionally transformed by a function that receives Firehose's
+transformation event, grouped by their evaluated prefix, and written as JSON Lines objects
+(gzip-compressed by default). Records that fail (not JSON, a failed transform, a missing
+partition field) are written under ``error_prefix`` with the reason; the rest are delivered.
+
+Exactly once into the lake: an object's name is derived from the range of sequence numbers
+it holds (and the poller replays exactly that range after a crash), so a retry rewrites the
+same object with the same bytes instead of adding a second copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ValidationError
+from .env import check_name
+
+DEFAULT_PREFIX = "!{timestamp:yyyy/MM/dd/HH}/"
+_EXPR = re.compile(r"!\{([^}]*)\}")
+_TIME_TOKENS = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S")]
+_FIELD = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class RecordError(Exception):
+    """A record that cannot be delivered; ``code`` is Firehose's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _time_format(fmt: str, expr: str) -> str:
+    out = fmt
+    for token, directive in _TIME_TOKENS:
+        out = out.replace(token, directive)
+    if re.search(r"[A-Za-z]", re.sub(r"%[YmdHMS]", "", out)):
+        raise ValidationError(
+            f"prefix expression {expr!r}: unsupported timestamp format {fmt!r}; use yyyy MM dd HH mm ss"
+        )
+    return out
+
+
+def compile_prefix(prefix: str, what: str = "prefix") -> list[tuple[str, str]]:
+    """Split a Firehose prefix into literal text and ``!{namespace:value}`` expressions."""
+    if not isinstance(prefix, str):
+        raise ValidationError(f"{what} must be a string, got {prefix!r}")
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    for m in _EXPR.finditer(prefix):
+        parts.append(("text", prefix[pos : m.start()]))
+        ns, _, value = m.group(1).partition(":")
+        if ns == "timestamp":
+            parts.append(("time", _time_format(value, m.group(0))))
+        elif ns == "partitionKeyFromQuery":
+            if not _FIELD.match(value):
+                raise ValidationError(f"{what} {prefix!r}: bad field name in {m.group(0)}")
+            parts.append(("field", value))
+        elif ns == "firehose" and value in ("error-output-type", "random-string"):
+            parts.append(("firehose", value))
+        else:
+            raise ValidationError(
+                f"{what} {prefix!r}: unknown expression {m.group(0)}; use !{{timestamp:...}}, "
+                "!{partitionKeyFromQuery:field} or !{firehose:error-output-type}"
+            )
+        pos = m.end()
+    parts.append(("text", prefix[pos:]))
+    if "!{" in prefix[pos:]:
+        raise ValidationError(f"{what} {prefix!r}: unterminated expression")
+    return [p for p in parts if p != ("text", "")]
+
+
+def render_prefix(parts: list[tuple[str, str]], ts: float, doc: Any, error_type: str = "") -> str:
+    out = []
+    for kind, value in parts:
+        if kind == "text":
+            out.append(value)
+        elif kind == "time":
+            out.append(time.strftime(value, time.gmtime(ts)))
+        elif kind == "firehose":
+            out.append(error_type if value == "error-output-type" else "0")
+        else:
+            cur = doc
+            for part in value.split("."):
+                if not isinstance(cur, dict) or part not in cur:
+                    raise RecordError(
+                        "DynamicPartitioning.MetadataExtractionFailed",
+                        f"field {value!r} is missing from the record",
+                    )
+                cur = cur[part]
+            if isinstance(cur, (dict, list)) or cur is None:
+                raise RecordError(
+                    "DynamicPartitioning.MetadataExtractionFailed",
+                    f"field {value!r} is not a scalar value",
+                )
+            text = str(cur).lower() if isinstance(cur, bool) else str(cur)
+            if "/" in text or text in ("", ".", ".."):
+                raise RecordError(
+                    "DynamicPartitioning.MetadataExtractionFailed",
+                    f"field {value!r} has a value that cannot be a key segment: {text!r}",
+                )
+            out.append(text)
+    return "".join(out)
+
+
+class Delivery:
+    """``app.delivery(...)``: a stream delivered into the lake (Kinesis Data Firehose)."""
+
+    kind = "delivery"
+
+    def __init__(
+        self,
+        app: Any,
+        name: str,
+        *,
+        source: Any,
+        prefix: str | None = None,
+        error_prefix: str = "errors/!{firehose:error-output-type}/",
+        buffer_mb: float = 5,
+        buffer_s: float = 300,
+        format: str = "jsonl",
+        compression: str | None = "gzip",
+        transform: Callable[[Any, Any], Any] | None = None,
+    ) -> None:
+        from .stream import Stream
+
+        check_name("delivery", name)
+        if not isinstance(source, Stream):
+            raise ValidationError(f"delivery {name!r}: source must be a Stream, got {source!r}")
+        if not 1 <= buffer_mb <= 128:
+            raise ValidationError(f"delivery {name!r}: buffer_mb must be 1-128 (Firehose's range)")
+        if not 0 <= buffer_s <= 900:
+            raise ValidationError(f"delivery {name!r}: buffer_s must be 0-900 (Firehose's range)")
+        if format != "jsonl":
+            raise ValidationError(
+                f"delivery {name!r}: format {format!r} is not available yet; use 'jsonl' "
+                "(Parquet conversion comes with the catalog)"
+            )
+        if compression not in ("gzip", None):
+            raise ValidationError(f"delivery {name!r}: compression must be 'gzip' or None")
+        if transform is not None and not callable(transform):
+            raise ValidationError(f"delivery {name!r}: transform must be a function (event, context)")
+        self.app = app
+        self.name = name
+        self.source = source
+        self.prefix_parts = compile_prefix(prefix if prefix is not None else DEFAULT_PREFIX)
+        self.error_parts = compile_prefix(error_prefix, "error_prefix")
+        if any(k == "field" for k, _ in self.error_parts):
+            raise ValidationError("error_prefix cannot use partitionKeyFromQuery")
+        self.buffer_bytes = int(buffer_mb * 1024 * 1024)
+        self.buffer_s = float(buffer_s)
+        self.compression = compression
+        self.transform = transform
+        self.delivered = 0
+        self.failed = 0
+
+    @property
+    def suffix(self) -> str:
+        return ".jsonl.gz" if self.compression == "gzip" else ".jsonl"
+
+    # -- the internal handler
+    def handle(self, event: dict[str, Any], context: Any) -> None:
+        records = event["Records"]
+        if not records:
+            return
+        first = records[0]["kinesis"]
+        shard = records[0]["eventID"].split(":", 1)[0]
+        name = (
+            f"{self.name}-1-"
+            + time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(first["approximateArrivalTimestamp"]))
+            + f"-{shard[-4:]}-{first['sequenceNumber']}-{records[-1]['kinesis']['sequenceNumber']}"
+        )
+        items = [
+            (
+                r["kinesis"]["sequenceNumber"],
+                base64.b64decode(r["kinesis"]["data"]),
+                float(r["kinesis"]["approximateArrivalTimestamp"]),
+            )
+            for r in records
+        ]
+        outputs = (
+            self._transform(items, context)
+            if self.transform
+            else [(seq, "Ok", data, ts, "") for seq, data, ts in items]
+        )
+        groups: dict[str, list[bytes]] = {}
+        errors: dict[str, list[bytes]] = {}
+        for seq, result, data, ts, reason in outputs:
+            if result == "Dropped":
+                continue
+            try:
+                if result != "Ok":
+                    raise RecordError("Lambda.FunctionError", reason or "the transform failed the record")
+                try:
+                    doc = json.loads(data)
+                except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise RecordError("InvalidJSON", f"record is not valid JSON: {e}") from None
+                key = render_prefix(self.prefix_parts, ts, doc)
+                line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+                groups.setdefault(key, []).append(line)
+            except RecordError as e:
+                etype = (
+                    "processing-failed"
+                    if e.code == "Lambda.FunctionError"
+                    else (
+                        "partitioning-failed"
+                        if e.code.startswith("DynamicPartitioning")
+                        else "format-conversion-failed"
+                    )
+                )
+                ekey = render_prefix(self.error_parts, ts, None, etype)
+                errors.setdefault(ekey, []).append(
+                    json.dumps(
+                        {
+                            "attemptsMade": 1,
+                            "arrivalTimestamp": int(ts * 1000),
+                            "errorCode": e.code,
+                            "errorMessage": str(e),
+                            "attemptEndingTimestamp": int(ts * 1000),
+                            "rawData": base64.b64encode(data).decode(),
+                            "sequenceNumber": seq,
+                            "deliveryStreamName": self.name,
+                        }
+                    ).encode()
+                )
+        for key, lines in sorted(groups.items()):
+            self._write(f"{key}{name}{self.suffix}", lines)
+            self.delivered += len(lines)
+        for key, lines in sorted(errors.items()):
+            self._write(f"{key}{name}{self.suffix}", lines)
+            self.failed += len(lines)
+
+    def _write(self, key: str, lines: list[bytes]) -> None:
+        body = b"\n".join(lines) + b"\n"
+        if self.compression == "gzip":
+            body = gzip.compress(body, mtime=0)  # no timestamp inside: a rewrite is byte-identical
+        self.app.lake.put(key, body)
+
+    def _transform(
+        self, items: list[tuple[str, bytes, float]], context: Any
+    ) -> list[tuple[str, str, bytes, float, str]]:
+        s = self.app.settings
+        arn = f"arn:aws:firehose:{s.region}:{s.account}:deliverystream/{self.name}"
+        event = {
+            "invocationId": f"{self.name}-{items[0][0]}",
+            "deliveryStreamArn": arn,
+            "region": s.region,
+            "records": [
+                {
+                    "recordId": seq,
+                    "approximateArrivalTimestamp": int(ts * 1000),
+                    "data": base64.b64encode(data).decode(),
+                }
+                for seq, data, ts in items
+            ],
+        }
+        try:
+            resp = self.transform(event, context)  # type: ignore[misc]
+        except Exception as e:
+            return [
+                (seq, "ProcessingFailed", data, ts, f"transform raised {type(e).__name__}: {e}")
+                for seq, data, ts in items
+            ]
+        by_id = {seq: (data, ts) for seq, data, ts in items}
+        problem = _check_response(resp, by_id)
+        if problem:
+            return [(seq, "ProcessingFailed", data, ts, problem) for seq, data, ts in items]
+        out = []
+        for r in resp["records"]:
+            _, ts = by_id[r["recordId"]]
+            data = base64.b64decode(r["data"]) if r["result"] == "Ok" else by_id[r["recordId"]][0]
+            out.append((r["recordId"], r["result"], data, ts, "the transform returned ProcessingFailed"))
+        return out
+
+
+def _check_response(resp: Any, by_id: dict[str, Any]) -> str | None:
+    """Why a transform response is unusable (as Firehose checks it), or None."""
+    if not isinstance(resp, dict) or not isinstance(resp.get("records"), list):
+        return "the transform must return {'records': [...]}"
+    seen = set()
+    for r in resp["records"]:
+        if not isinstance(r, dict):
+            return "each returned record must be an object"
+        rid = r.get("recordId")
+        if rid not in by_id:
+            return f"the transform returned an unknown recordId {rid!r}"
+        if rid in seen:
+            return f"the transform returned recordId {rid!r} twice"
+        seen.add(rid)
+        if r.get("result") not in ("Ok", "Dropped", "ProcessingFailed"):
+            return f"record {rid}: result must be Ok, Dropped or ProcessingFailed, got {r.get('result')!r}"
+        if r["result"] == "Ok":
+            try:
+                base64.b64decode(r.get("data", ""), validate=True)
+            except (ValueError, TypeError):
+                return f"record {rid}: data is not valid base64"
+    if seen != set(by_id):
+        return f"the transform returned {len(seen)} of {len(by_id)} records; every record must come back"
+    return None

@@ -1,0 +1,163 @@
+"""Delivery into the lake (Firehose semantics): buffering, prefixes, errors, transforms."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+
+import pytest
+
+from eventlake import App, ManualClock, ValidationError
+
+
+def lines(app: App, key: str) -> list[dict]:
+    raw = app.lake.get(key)
+    if key.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    return [json.loads(x) for x in raw.decode().splitlines()]
+
+
+def all_records(app: App, prefix: str = "") -> list[dict]:
+    return [r for k in app.lake.keys(prefix) for r in lines(app, k)]
+
+
+def test_default_layout_is_hourly_folders_of_gzipped_json_lines(app_factory, clock: ManualClock) -> None:
+    app = app_factory("d", clock=clock)
+    s = app.stream("in")
+    app.delivery("raw", source=s)
+    for i in range(5):
+        s.put({"i": i}, "k")
+    app.drain()
+    [key] = app.lake.keys()
+    assert key.startswith("2023/11/14/22/raw-1-2023-11-14-22-13-20-") and key.endswith(".jsonl.gz")
+    assert [r["i"] for r in lines(app, key)] == [0, 1, 2, 3, 4]
+
+
+def test_prefix_expressions_partition_by_fields_and_time(app_factory, clock: ManualClock) -> None:
+    app = app_factory("d", clock=clock)
+    s = app.stream("in", shards=2)
+    app.delivery(
+        "stores",
+        source=s,
+        compression=None,
+        prefix="store-data/store_id=!{partitionKeyFromQuery:store_id}/!{timestamp:yyyy}/!{timestamp:MM}/",
+    )
+    for i in range(6):
+        s.put({"store_id": f"STORE_{i % 2}", "n": i}, str(i))
+    app.drain()
+    keys = app.lake.keys()
+    assert {k.rsplit("/", 1)[0] for k in keys} == {
+        "store-data/store_id=STORE_0/2023/11",
+        "store-data/store_id=STORE_1/2023/11",
+    }
+    assert sorted(r["n"] for r in all_records(app, "store-data/store_id=STORE_1/")) == [1, 3, 5]
+
+
+def test_bad_records_go_to_the_error_prefix_with_the_reason(app: App) -> None:
+    s = app.stream("in")
+    app.delivery("raw", source=s, prefix="ok/!{partitionKeyFromQuery:kind}/")
+    s.put({"kind": "a"}, "k")
+    s.put(b"{not json", "k")
+    s.put({"other": 1}, "k")
+    app.drain()
+    assert [r["kind"] for r in all_records(app, "ok/")] == ["a"]
+    bad = all_records(app, "errors/")
+    codes = sorted(r["errorCode"] for r in bad)
+    assert codes == ["DynamicPartitioning.MetadataExtractionFailed", "InvalidJSON"]
+    raw = {base64.b64decode(r["rawData"]) for r in bad}
+    assert b"{not json" in raw  # the original bytes are kept
+    assert any(k.startswith("errors/format-conversion-failed/") for k in app.lake.keys("errors/"))
+
+
+def test_transform_ok_dropped_and_failed(app: App) -> None:
+    s = app.stream("in")
+
+    def transform(event, context):
+        out = []
+        for r in event["records"]:
+            doc = json.loads(base64.b64decode(r["data"]))
+            if doc["n"] == 1:
+                out.append({"recordId": r["recordId"], "result": "Dropped"})
+            elif doc["n"] == 2:
+                out.append({"recordId": r["recordId"], "result": "ProcessingFailed"})
+            else:
+                doc["seen"] = True
+                data = base64.b64encode(json.dumps(doc).encode()).decode()
+                out.append({"recordId": r["recordId"], "result": "Ok", "data": data})
+        return {"records": out}
+
+    app.delivery("t", source=s, prefix="out/", transform=transform)
+    for n in range(4):
+        s.put({"n": n}, "k")
+    app.drain()
+    assert sorted(r["n"] for r in all_records(app, "out/")) == [0, 3]
+    assert all(r["seen"] for r in all_records(app, "out/"))
+    [failed] = all_records(app, "errors/processing-failed/")
+    assert failed["errorCode"] == "Lambda.FunctionError"
+
+
+def test_a_malformed_transform_response_fails_every_record_with_the_reason(app: App) -> None:
+    s = app.stream("in")
+    app.delivery("t", source=s, prefix="out/", transform=lambda e, c: {"records": []})
+    s.put({"n": 1}, "k")
+    app.drain()
+    assert app.lake.keys("out/") == []
+    [bad] = all_records(app, "errors/")
+    assert "every record must come back" in bad["errorMessage"]
+
+
+def test_buffering_by_time(app_factory, clock: ManualClock) -> None:
+    app = app_factory("d", clock=clock, lease_ttl_s=10_000)
+    s = app.stream("in")
+    app.delivery("raw", source=s, prefix="out/", buffer_s=60)
+    s.put({"i": 1}, "k")
+    rt = app.runtime()
+    for p in rt.stream_pollers:
+        rt.leases.try_acquire(p.name)
+    assert not rt.stream_pollers[0].poll_once().worked  # buffering
+    clock.advance(30)
+    s.put({"i": 2}, "k")
+    assert not rt.stream_pollers[0].poll_once().worked
+    clock.advance(31)
+    assert rt.stream_pollers[0].poll_once().worked
+    [key] = app.lake.keys("out/")
+    assert [r["i"] for r in lines(app, key)] == [1, 2]
+
+
+def test_buffering_by_size(app: App) -> None:
+    s = app.stream("in")
+    app.delivery("raw", source=s, prefix="out/", buffer_mb=1, buffer_s=900, compression=None)
+    blob = "x" * 100_000
+    for i in range(25):  # 2.5 MB: at least three objects of at most 1 MiB each
+        s.put({"i": i, "blob": blob}, "k")
+    app.drain()
+    keys = app.lake.keys("out/")
+    assert len(keys) >= 3
+    assert sorted(r["i"] for r in all_records(app, "out/")) == list(range(25))
+
+
+def test_objects_trigger_object_events(app: App) -> None:
+    s = app.stream("in")
+    app.delivery("raw", source=s, prefix="landed/")
+    seen = []
+
+    @app.on_object(prefix="landed/")
+    def on_landed(event, context):
+        seen.extend(r["s3"]["object"]["key"] for r in event["Records"])
+
+    s.put({"a": 1}, "k")
+    app.drain()
+    assert seen == app.lake.keys("landed/")
+
+
+def test_bad_delivery_options(app: App) -> None:
+    s = app.stream("in")
+    with pytest.raises(ValidationError, match="buffer_mb"):
+        app.delivery("x", source=s, buffer_mb=500)
+    with pytest.raises(ValidationError, match="unknown expression"):
+        app.delivery("x", source=s, prefix="!{nope:x}/")
+    with pytest.raises(ValidationError, match="format"):
+        app.delivery("x", source=s, format="csv")
+    with pytest.raises(ValidationError, match="unexpected keyword"):
+        app.delivery("x", source=s, buffer=3)
