@@ -119,3 +119,77 @@ def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) 
     else:
         assert all(v >= 1 for v in counts.values())
     producer.close()
+
+
+DELIVERY_APP = textwrap.dedent(
+    """
+    from eventlake import App
+
+    app = App("crash", lease_ttl_s=1.0, retry_backoff_s=0.01, poll_interval_s=0.01)
+    stream = app.stream("in", shards=2)
+    app.delivery("raw", source=stream, prefix="out/", buffer_s=0.2)
+    """
+)
+
+
+def _lake_records(lake: Path) -> list[int]:
+    import gzip
+    import json
+
+    out = []
+    for f in (lake / "out").rglob("*.jsonl.gz"):
+        out += [json.loads(line)["i"] for line in gzip.decompress(f.read_bytes()).decode().splitlines()]
+    return out
+
+
+def test_kill_9_during_delivery_leaves_no_duplicate_in_the_lake(sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "deliveryapp.py").write_text(DELIVERY_APP)
+    lake = tmp_path / "lake"
+    env = {**os.environ, "EVENTLAKE_STATE_URL": sqlite_url, "EVENTLAKE_LAKE_URL": f"file://{lake}"}
+    producer = App("crash", state_url=sqlite_url, lake_url=f"file://{lake}")
+    stream = producer.stream("in", shards=2)
+    log = (tmp_path / "supervisor.log").open("w")
+    sup = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eventlake.cli",
+            "run",
+            str(tmp_path / "deliveryapp.py"),
+            "--workers",
+            "2",
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    rng = random.Random(7)
+    n, kills = 2000, 0
+    try:
+        for i in range(0, n, 50):
+            stream.put_many([{"data": {"i": j}, "partition_key": str(j)} for j in range(i, i + 50)])
+            time.sleep(0.03)
+            if rng.random() < 0.3:
+                kids = _children(sup.pid)
+                if kids:
+                    os.kill(rng.choice(kids), signal.SIGKILL)
+                    kills += 1
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(set(_lake_records(lake))) < n:
+            time.sleep(0.3)
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+            sup.wait()
+        log.close()
+    assert kills >= 5
+    got = _lake_records(lake)
+    assert sorted(set(got)) == list(range(n)), "records missing from the lake"
+    assert len(got) == n, f"{len(got) - n} duplicate records in the lake"
+    producer.close()
