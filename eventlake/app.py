@@ -115,6 +115,8 @@ class App:
         self.env = Env(name, state, self.settings, clock=clock or Clock())
         self._lake_obj = lake_obj
         self._lake: Lake | None = None
+        self._catalog: Any = None
+        self._sql: Any = None
         self._streams: dict[str, Stream] = {}
         self._tables: dict[str, Table] = {}
         self._queues: dict[str, Queue] = {}
@@ -172,6 +174,31 @@ class App:
             self.env.lake = store
             self._lake = Lake(self.env, store)
         return self._lake
+
+    @property
+    def catalog(self) -> Any:
+        """Tables over lake prefixes (Glue), shared by every worker through the state backend."""
+        from .resources.catalog import Catalog
+
+        if self._catalog is None:
+            self._catalog = Catalog(self.env)
+        return self._catalog
+
+    def sql(self, query: str, *, readonly: bool = True) -> Any:
+        """Run SQL (DuckDB) over the catalog's lake tables and the warehouse; see ``resources/sql.py``."""
+        from .resources.sql import SqlEngine
+
+        if self._sql is None:
+            self._sql = SqlEngine(self)
+        return self._sql.query(query, readonly=readonly)
+
+    def create_table_as(self, name: str, query: str, *, prefix: str | None = None) -> Any:
+        """CREATE TABLE AS back into the lake: the result as Parquet, registered in the catalog."""
+        from .resources.sql import SqlEngine
+
+        if self._sql is None:
+            self._sql = SqlEngine(self)
+        return self._sql.create_table_as(name, query, prefix=prefix)
 
     def delivery(self, name: str, *, source: Stream, **options: Any) -> Any:
         """Deliver ``source`` into the lake with Firehose semantics (see ``resources/delivery.py``):

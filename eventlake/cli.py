@@ -111,6 +111,63 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
+@cli.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="a SELECT over catalog tables and the warehouse")],
+    format: Annotated[str, typer.Option(help="table, csv, json or parquet")] = "table",
+    output: Annotated[str | None, typer.Option(help="write here instead of standard output")] = None,
+) -> None:
+    """Query the lake and the warehouse with SQL (read-only; the backends come from eventlake.toml)."""
+    from .app import App
+    from .resources.sql import QueryError
+
+    if format not in ("table", "csv", "json", "parquet"):
+        err.print(f"[bold red]error:[/] --format must be table, csv, json or parquet, not {format!r}")
+        raise typer.Exit(2)
+    if format == "parquet" and not output:
+        err.print("[bold red]error:[/] --format parquet needs --output FILE")
+        raise typer.Exit(2)
+    try:
+        app = App("sql")
+        result = app.sql(query)
+    except (EventlakeError, QueryError) as e:
+        _fail(e)
+    table = result.arrow()
+    if format == "table":
+        from rich.table import Table as RichTable
+
+        t = RichTable(show_header=True)
+        for c in result.columns:
+            t.add_column(c)
+        for row in result.rows():
+            t.add_row(*("NULL" if v is None else str(v) for v in row))
+        Console(file=open(output, "w") if output else None).print(t)  # noqa: SIM115
+        return
+    if format == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, output)
+        return
+    import io
+
+    buf = io.BytesIO()
+    if format == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, buf)
+        text = buf.getvalue().decode()
+    else:
+        import json
+
+        text = "\n".join(
+            json.dumps(dict(zip(result.columns, row, strict=True)), default=str) for row in result.rows()
+        ) + ("\n" if len(result) else "")
+    if output:
+        Path(output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
 def _register_apps() -> None:
     from .apps.leda.cli import cli as leda
 

@@ -20,6 +20,7 @@ from .errors import ConfigError
 class Settings:
     state_url: str = "sqlite:///.eventlake/state.db"
     lake_url: str = "file://./lake"
+    warehouse_path: str = ".eventlake/warehouse.duckdb"
     region: str = "us-east-1"
     account: str = "123456789012"
     # Retry backoff for failed stream batches and async invocations, in seconds: base and cap.

@@ -63,6 +63,7 @@ def app_factory(state_url: str, tmp_path: Any) -> Iterator[Callable[..., App]]:
     def make(name: str = "test", **kwargs: Any) -> App:
         kwargs.setdefault("state_url", state_url)
         kwargs.setdefault("lake_url", f"file://{tmp_path}/lake")
+        kwargs.setdefault("warehouse_path", f"{tmp_path}/warehouse-{name}.duckdb")
         kwargs.setdefault("retry_backoff_s", 0.001)
         kwargs.setdefault("retry_backoff_max_s", 0.01)
         kwargs.setdefault("lease_ttl_s", 5.0)

@@ -75,8 +75,36 @@ def test_every_command_has_help() -> None:
         ["run", "--help"],
         ["demo", "--help"],
         ["leda", "--help"],
+        ["sql", "--help"],
         ["leda", "run", "--help"],
         ["leda", "verify", "--help"],
     ):
         r = runner.invoke(cli, args)
         assert r.exit_code == 0 and "Usage" in r.output, args
+
+
+def test_cli_sql_formats_and_read_only(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "eventlake.toml").write_text(
+        f'[eventlake]\nstate_url = "sqlite:///{tmp_path}/s.db"\nlake_url = "file://{tmp_path}/lake"\n'
+        f'warehouse_path = "{tmp_path}/w.duckdb"\n'
+    )
+    app = App("writer")
+    s = app.stream("in")
+    app.delivery("events", source=s, format="parquet", prefix="events/")
+    s.put_many([{"data": {"n": i, "name": f"x{i}"}, "partition_key": str(i)} for i in range(3)])
+    app.drain()
+    app.close()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["sql", "SELECT n, name FROM events ORDER BY n", "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == ['"n","name"', '0,"x0"', '1,"x1"', '2,"x2"']
+    r = runner.invoke(cli, ["sql", "SELECT count(*) AS c FROM events", "--format", "json"])
+    assert r.output.strip() == '{"c": 3}'
+    r = runner.invoke(cli, ["sql", "DROP TABLE events"])
+    assert r.exit_code == 1 and "only SELECT" in r.output
+    r = runner.invoke(cli, ["sql", "SELECT * FROM nowhere"])
+    assert r.exit_code == 1 and "nowhere" in r.output and "Traceback" not in r.output
+    out = tmp_path / "out.parquet"
+    r = runner.invoke(cli, ["sql", "SELECT * FROM events", "--format", "parquet", "--output", str(out)])
+    assert r.exit_code == 0 and out.stat().st_size > 0

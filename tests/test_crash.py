@@ -169,6 +169,9 @@ def test_kill_9_during_delivery_leaves_no_duplicate_in_the_lake(sqlite_url: str,
     rng = random.Random(7)
     n, kills = 2000, 0
     try:
+        deadline = time.monotonic() + 30
+        while not _children(sup.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait for the workers before producing, so kills land mid-work
         for i in range(0, n, 50):
             stream.put_many([{"data": {"i": j}, "partition_key": str(j)} for j in range(i, i + 50)])
             time.sleep(0.03)
@@ -178,7 +181,12 @@ def test_kill_9_during_delivery_leaves_no_duplicate_in_the_lake(sqlite_url: str,
                     os.kill(rng.choice(kids), signal.SIGKILL)
                     kills += 1
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(set(_lake_records(lake))) < n:
+        while time.monotonic() < deadline and (len(set(_lake_records(lake))) < n or kills < 5):
+            if kills < 5:
+                kids = _children(sup.pid)
+                if kids:
+                    os.kill(rng.choice(kids), signal.SIGKILL)
+                    kills += 1
             time.sleep(0.3)
     finally:
         sup.send_signal(signal.SIGTERM)

@@ -130,6 +130,7 @@ class Delivery:
         format: str = "jsonl",
         compression: str | None = "gzip",
         transform: Callable[[Any, Any], Any] | None = None,
+        table: str | None = None,
     ) -> None:
         from .stream import Stream
 
@@ -140,13 +141,10 @@ class Delivery:
             raise ValidationError(f"delivery {name!r}: buffer_mb must be 1-128 (Firehose's range)")
         if not 0 <= buffer_s <= 900:
             raise ValidationError(f"delivery {name!r}: buffer_s must be 0-900 (Firehose's range)")
-        if format != "jsonl":
-            raise ValidationError(
-                f"delivery {name!r}: format {format!r} is not available yet; use 'jsonl' "
-                "(Parquet conversion comes with the catalog)"
-            )
-        if compression not in ("gzip", None):
-            raise ValidationError(f"delivery {name!r}: compression must be 'gzip' or None")
+        if format not in ("jsonl", "parquet"):
+            raise ValidationError(f"delivery {name!r}: format must be 'jsonl' or 'parquet', got {format!r}")
+        if compression not in ("gzip", "zstd", None):
+            raise ValidationError(f"delivery {name!r}: compression must be 'gzip', 'zstd' or None")
         if transform is not None and not callable(transform):
             raise ValidationError(f"delivery {name!r}: transform must be a function (event, context)")
         self.app = app
@@ -159,13 +157,21 @@ class Delivery:
         self.buffer_bytes = int(buffer_mb * 1024 * 1024)
         self.buffer_s = float(buffer_s)
         self.compression = compression
+        self.format = format
         self.transform = transform
+        self.table = table or (name.replace("-", "_") if format == "parquet" else None)
+        static = prefix if prefix is not None else DEFAULT_PREFIX
+        head = static.split("!{", 1)[0]
+        self.table_prefix = head[: head.rfind("/") + 1]  # the folder every object lands under
+        self.partitions = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=!\{", static)
         self.delivered = 0
         self.failed = 0
 
     @property
     def suffix(self) -> str:
-        return ".jsonl.gz" if self.compression == "gzip" else ".jsonl"
+        if self.format == "parquet":
+            return ".parquet"
+        return {"gzip": ".jsonl.gz", "zstd": ".jsonl.zst", None: ".jsonl"}[self.compression]
 
     # -- the internal handler
     def handle(self, event: dict[str, Any], context: Any) -> None:
@@ -192,8 +198,9 @@ class Delivery:
             if self.transform
             else [(seq, "Ok", data, ts, "") for seq, data, ts in items]
         )
-        groups: dict[str, list[bytes]] = {}
+        groups: dict[str, list[Any]] = {}
         errors: dict[str, list[bytes]] = {}
+        parquet = self.format == "parquet"
         for seq, result, data, ts, reason in outputs:
             if result == "Dropped":
                 continue
@@ -205,44 +212,91 @@ class Delivery:
                 except (UnicodeDecodeError, json.JSONDecodeError) as e:
                     raise RecordError("InvalidJSON", f"record is not valid JSON: {e}") from None
                 key = render_prefix(self.prefix_parts, ts, doc)
-                line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-                groups.setdefault(key, []).append(line)
+                if parquet:
+                    if not isinstance(doc, dict):
+                        raise RecordError(
+                            "DataFormatConversion.NotAnObject",
+                            "a record must be a JSON object to become a Parquet row",
+                        )
+                    groups.setdefault(key, []).append((seq, data, ts, doc))
+                else:
+                    line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+                    groups.setdefault(key, []).append(line)
             except RecordError as e:
-                etype = (
-                    "processing-failed"
-                    if e.code == "Lambda.FunctionError"
-                    else (
-                        "partitioning-failed"
-                        if e.code.startswith("DynamicPartitioning")
-                        else "format-conversion-failed"
-                    )
-                )
-                ekey = render_prefix(self.error_parts, ts, None, etype)
-                errors.setdefault(ekey, []).append(
-                    json.dumps(
-                        {
-                            "attemptsMade": 1,
-                            "arrivalTimestamp": int(ts * 1000),
-                            "errorCode": e.code,
-                            "errorMessage": str(e),
-                            "attemptEndingTimestamp": int(ts * 1000),
-                            "rawData": base64.b64encode(data).decode(),
-                            "sequenceNumber": seq,
-                            "deliveryStreamName": self.name,
-                        }
-                    ).encode()
-                )
-        for key, lines in sorted(groups.items()):
-            self._write(f"{key}{name}{self.suffix}", lines)
-            self.delivered += len(lines)
+                self._error(errors, e, seq, data, ts)
+        if parquet:
+            if groups:
+                self._write_parquet(groups, errors, name)
+        else:
+            for key, lines in sorted(groups.items()):
+                self._write(f"{key}{name}{self.suffix}", lines)
+                self.delivered += len(lines)
         for key, lines in sorted(errors.items()):
-            self._write(f"{key}{name}{self.suffix}", lines)
+            # Error records are always JSON Lines, whatever the delivery's format.
+            err_suffix = ".jsonl.gz" if self.format == "parquet" else self.suffix
+            self._write(f"{key}{name}{err_suffix}", lines, "gzip" if self.format == "parquet" else None)
             self.failed += len(lines)
 
-    def _write(self, key: str, lines: list[bytes]) -> None:
+    def _error(
+        self, errors: dict[str, list[bytes]], e: RecordError, seq: str, data: bytes, ts: float
+    ) -> None:
+        if e.code == "Lambda.FunctionError":
+            etype = "processing-failed"
+        elif e.code.startswith("DynamicPartitioning"):
+            etype = "partitioning-failed"
+        else:
+            etype = "format-conversion-failed"
+        ekey = render_prefix(self.error_parts, ts, None, etype)
+        errors.setdefault(ekey, []).append(
+            json.dumps(
+                {
+                    "attemptsMade": 1,
+                    "arrivalTimestamp": int(ts * 1000),
+                    "errorCode": e.code,
+                    "errorMessage": str(e),
+                    "attemptEndingTimestamp": int(ts * 1000),
+                    "rawData": base64.b64encode(data).decode(),
+                    "sequenceNumber": seq,
+                    "deliveryStreamName": self.name,
+                }
+            ).encode()
+        )
+
+    def _write_parquet(self, groups: dict[str, list[Any]], errors: dict[str, list[bytes]], name: str) -> None:
+        import io
+
+        import pyarrow.parquet as pq
+
+        from .catalog import convert
+
+        catalog = self.app.catalog
+        assert self.table is not None
+        if catalog.get(self.table) is None:
+            catalog.create_table(
+                self.table, prefix=self.table_prefix, format="parquet", partitions=self.partitions
+            )
+        docs = [doc for rows in groups.values() for (_, _, _, doc) in rows]
+        table_def = catalog.evolve(self.table, docs)
+        for key, rows in sorted(groups.items()):
+            arrow, bad = convert(table_def, [doc for (_, _, _, doc) in rows])
+            for i, reason in bad:
+                seq, data, ts, _ = rows[i]
+                self._error(errors, RecordError("DataFormatConversion.Malformed", reason), seq, data, ts)
+            if arrow.num_rows:
+                buf = io.BytesIO()
+                pq.write_table(arrow, buf, compression=self.compression or "none")
+                self.app.lake.put(f"{key}{name}{self.suffix}", buf.getvalue())
+                self.delivered += arrow.num_rows
+
+    def _write(self, key: str, lines: list[bytes], compression: str | None = None) -> None:
         body = b"\n".join(lines) + b"\n"
-        if self.compression == "gzip":
+        compression = compression or self.compression
+        if compression == "gzip":
             body = gzip.compress(body, mtime=0)  # no timestamp inside: a rewrite is byte-identical
+        elif compression == "zstd":
+            import zstandard
+
+            body = zstandard.ZstdCompressor().compress(body)
         self.app.lake.put(key, body)
 
     def _transform(

@@ -297,7 +297,7 @@ class StreamPoller:
             self.attempts = 0
             return
         s = self.env.settings
-        backoff = min(s.retry_backoff_s * (2 ** (self.attempts - 1)), s.retry_backoff_max_s)
+        backoff = min(s.retry_backoff_s * (2 ** min(self.attempts - 1, 30)), s.retry_backoff_max_s)
         self.not_before = self.env.clock.time() + backoff
 
     def _discard(self, rows: list[LogRow], condition: str, error: HandlerError | None, end: int) -> None:

@@ -1,0 +1,209 @@
+"""The catalog (Glue): tables over lake prefixes, with schemas inferred and evolved.
+
+A table's definition lives in the state backend (kv namespace ``catalog``) so every worker
+sees the same schema. Schemas are widened, never narrowed: a new field adds a nullable
+column; an integer column that meets a float becomes DOUBLE; a value that fits no widening
+(text in a number column) is not silently dropped or coerced — the record is reported under
+the delivery's error prefix with the column and the value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ResourceNotFound, ValidationError
+
+TYPES = ("BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_WIDEN = {("BIGINT", "DOUBLE"): "DOUBLE", ("DOUBLE", "BIGINT"): "DOUBLE"}
+
+
+def json_type(value: Any) -> str | None:
+    """The column type a JSON value needs; None for null (it fits any column)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "BIGINT" if -(2**63) <= value < 2**63 else "DOUBLE"
+    if isinstance(value, float):
+        return "DOUBLE"
+    return "VARCHAR"  # strings, and nested objects or arrays kept as JSON text
+
+
+@dataclass
+class CatalogTable:
+    name: str
+    prefix: str
+    format: str = "parquet"
+    columns: list[tuple[str, str]] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)  # hive k=v keys in the path
+
+    def column_types(self) -> dict[str, str]:
+        return dict(self.columns)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "prefix": self.prefix,
+                "format": self.format,
+                "columns": self.columns,
+                "partitions": self.partitions,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, name: str, raw: str) -> CatalogTable:
+        d = json.loads(raw)
+        return cls(name, d["prefix"], d["format"], [tuple(c) for c in d["columns"]], d["partitions"])
+
+
+def check_column(name: str) -> str:
+    if not isinstance(name, str) or not _COLUMN.match(name):
+        raise ValidationError(
+            f"column name {name!r}: use letters, digits and _ (starting with a letter or _), "
+            "at most 128 characters"
+        )
+    return name
+
+
+class Catalog:
+    NS = "catalog"
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+
+    def get(self, name: str) -> CatalogTable | None:
+        raw = self.env.state.transaction(lambda t: t.kv_get(self.NS, name), readonly=True)
+        return CatalogTable.from_json(name, raw) if raw else None
+
+    def table(self, name: str) -> CatalogTable:
+        t = self.get(name)
+        if t is None:
+            raise ResourceNotFound(f"catalog table {name!r} does not exist")
+        return t
+
+    def tables(self) -> list[CatalogTable]:
+        rows = self.env.state.transaction(lambda t: t.kv_list(self.NS), readonly=True)
+        return [CatalogTable.from_json(k, v) for k, v in rows]
+
+    def create_table(
+        self,
+        name: str,
+        *,
+        prefix: str,
+        format: str = "parquet",
+        columns: list[tuple[str, str]] | None = None,
+        partitions: list[str] | None = None,
+    ) -> CatalogTable:
+        check_column(name)
+        if format not in ("parquet", "jsonl"):
+            raise ValidationError(f"catalog table {name!r}: format must be parquet or jsonl")
+        cols = []
+        for col, typ in columns or []:
+            check_column(col)
+            if typ not in TYPES:
+                raise ValidationError(f"column {col!r}: type must be one of {', '.join(TYPES)}")
+            cols.append((col, typ))
+        table = CatalogTable(name, prefix, format, cols, list(partitions or []))
+
+        def run(txn: Any) -> None:
+            if not txn.kv_insert(self.NS, name, table.to_json()):
+                existing = CatalogTable.from_json(name, txn.kv_get(self.NS, name))
+                if (existing.prefix, existing.format) != (prefix, format):
+                    raise ValidationError(
+                        f"catalog table {name!r} already exists over {existing.prefix!r} "
+                        f"({existing.format}); use another name"
+                    )
+
+        self.env.state.transaction(run)
+        return self.table(name)
+
+    def evolve(self, name: str, docs: list[dict[str, Any]]) -> CatalogTable:
+        """Widen ``name``'s schema so that ``docs`` fit, where a widening exists."""
+
+        def run(txn: Any) -> CatalogTable:
+            t = CatalogTable.from_json(name, txn.kv_get(self.NS, name, lock=True))
+            types = t.column_types()
+            order = [c for c, _ in t.columns]
+            changed = False
+            for doc in docs:
+                for key, value in doc.items():
+                    if not _COLUMN.match(key):
+                        continue  # reported at conversion time
+                    vt = json_type(value)
+                    cur = types.get(key)
+                    if cur is None:
+                        if vt is None:
+                            continue
+                        types[key] = vt
+                        order.append(key)
+                        changed = True
+                    elif vt is not None and vt != cur and (cur, vt) in _WIDEN:
+                        types[key] = _WIDEN[(cur, vt)]
+                        changed = True
+            if changed:
+                t.columns = [(c, types[c]) for c in order]
+                txn.kv_put(self.NS, name, t.to_json())
+            return t
+
+        return self.env.state.transaction(run)
+
+
+def convert(table: CatalogTable, docs: list[dict[str, Any]]) -> tuple[Any, list[tuple[int, str]]]:
+    """Records → an Arrow table with the catalog schema; returns (table, [(index, reason)])."""
+    import pyarrow as pa
+
+    arrow = {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
+    cols = table.columns
+    data: dict[str, list[Any]] = {c: [] for c, _ in cols}
+    bad: list[tuple[int, str]] = []
+    for i, doc in enumerate(docs):
+        row = {}
+        reason = None
+        for key in doc:
+            if key not in data:
+                reason = (
+                    f"field {key!r} is not a valid column name"
+                    if not _COLUMN.match(key)
+                    else (f"field {key!r} is not in table {table.name!r}")
+                )
+                break
+        if reason is None:
+            for col, typ in cols:
+                v = doc.get(col)
+                ok, cv = _coerce(v, typ)
+                if not ok:
+                    reason = f"field {col!r}: {v!r:.60} does not fit column type {typ}"
+                    break
+                row[col] = cv
+        if reason is not None:
+            bad.append((i, reason))
+            continue
+        for col, _ in cols:
+            data[col].append(row[col])
+    schema = pa.schema([(c, arrow[t]) for c, t in cols])
+    return pa.table(data, schema=schema), bad
+
+
+def _coerce(v: Any, typ: str) -> tuple[bool, Any]:
+    if v is None:
+        return True, None
+    if typ == "VARCHAR":
+        if isinstance(v, str):
+            return True, v
+        if isinstance(v, (dict, list)):
+            return True, json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+        return False, None
+    if typ == "BOOLEAN":
+        return (True, v) if isinstance(v, bool) else (False, None)
+    if isinstance(v, bool):
+        return False, None
+    if typ == "BIGINT":
+        return (True, v) if isinstance(v, int) and -(2**63) <= v < 2**63 else (False, None)
+    if typ == "DOUBLE":
+        return (True, float(v)) if isinstance(v, (int, float)) else (False, None)
+    return False, None

@@ -1,0 +1,143 @@
+"""Parquet delivery, the catalog (schema inference and evolution) and SQL over the lake."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow.dataset as ds
+import pytest
+
+from eventlake import App, ValidationError
+from eventlake.resources.sql import QueryError
+
+PREFIX = "store-data/store_id=!{partitionKeyFromQuery:store_id}/"
+
+
+def inventory(app: App):
+    s = app.stream("inventory", shards=2)
+    app.delivery("inventory", source=s, format="parquet", prefix=PREFIX, table="inventory")
+    return s
+
+
+def rec(store: int, product: int, stock: int, **extra) -> dict:
+    return {
+        "store_id": f"STORE_{store}",
+        "product_id": f"PRD_{product}",
+        "current_stock": stock,
+        "threshold_level": 10,
+        "is_stock_low": stock < 10,
+        **extra,
+    }
+
+
+def test_parquet_delivery_creates_the_catalog_table_on_first_data(app: App) -> None:
+    s = inventory(app)
+    assert app.catalog.get("inventory") is None
+    s.put_many([{"data": rec(i % 3, i % 5, i), "partition_key": str(i)} for i in range(30)])
+    app.drain()
+    t = app.catalog.table("inventory")
+    assert t.columns == [
+        ("store_id", "VARCHAR"),
+        ("product_id", "VARCHAR"),
+        ("current_stock", "BIGINT"),
+        ("threshold_level", "BIGINT"),
+        ("is_stock_low", "BOOLEAN"),
+    ]
+    assert t.partitions == ["store_id"] and t.prefix == "store-data/"
+    assert all(k.endswith(".parquet") for k in app.lake.keys("store-data/"))
+    rows = app.sql("SELECT count(*), sum(current_stock) FROM inventory").rows()
+    assert rows == [(30, sum(range(30)))]
+
+
+def test_schema_evolves_with_new_fields_and_widens_numbers(app: App) -> None:
+    s = inventory(app)
+    s.put(rec(1, 1, 5), "a")
+    app.drain()
+    s.put(rec(1, 2, 7, restock_status="pending"), "b")
+    s.put({**rec(2, 1, 3), "threshold_level": 9.5}, "c")
+    app.drain()
+    cols = dict(app.catalog.table("inventory").columns)
+    assert cols["restock_status"] == "VARCHAR" and cols["threshold_level"] == "DOUBLE"
+    rows = app.sql("SELECT product_id, restock_status FROM inventory ORDER BY product_id, store_id").rows()
+    assert ("PRD_2", "pending") in rows and ("PRD_1", None) in rows
+
+
+def test_values_that_fit_no_column_are_reported_not_dropped(app: App) -> None:
+    s = inventory(app)
+    s.put(rec(1, 1, 5), "a")
+    app.drain()
+    s.put({**rec(1, 2, 5), "current_stock": "lots"}, "b")
+    app.drain()
+    assert app.sql("SELECT count(*) FROM inventory").rows() == [(1,)]
+    [key] = app.lake.keys("errors/format-conversion-failed/")
+    import gzip
+
+    [err] = [json.loads(x) for x in gzip.decompress(app.lake.get(key)).splitlines()]
+    assert "current_stock" in err["errorMessage"] and "BIGINT" in err["errorMessage"]
+
+
+def test_partition_pruning_reads_only_matching_folders(app: App) -> None:
+    s = inventory(app)
+    s.put_many([{"data": rec(i % 4, 1, i), "partition_key": str(i)} for i in range(40)])
+    app.drain()
+    plan = "\n".join(
+        str(r)
+        for r in app.sql("EXPLAIN ANALYZE SELECT count(*) FROM inventory WHERE store_id = 'STORE_1'").rows()
+    )
+    assert app.sql("SELECT count(*) FROM inventory WHERE store_id = 'STORE_1'").rows() == [(10,)]
+    assert "Total Files Read: 1" in plan or "STORE_1" in plan
+
+
+def test_lake_is_readable_by_plain_duckdb_and_pyarrow(app: App, tmp_path) -> None:
+    s = inventory(app)
+    s.put_many([{"data": rec(i % 2, 1, i), "partition_key": str(i)} for i in range(10)])
+    app.drain()
+    root = app.lake.store.root
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT store_id, count(*) FROM read_parquet('{root}/store-data/**/*.parquet', "
+            "hive_partitioning=true) GROUP BY 1 ORDER BY 1"
+        )
+        .fetchall()
+    )
+    assert rows == [("STORE_0", 5), ("STORE_1", 5)]
+    table = ds.dataset(f"{root}/store-data", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 10
+
+
+def test_user_queries_are_read_only_and_lake_only(app: App) -> None:
+    inventory(app).put(rec(1, 1, 1), "a")
+    app.drain()
+    with pytest.raises(ValidationError, match="only SELECT"):
+        app.sql("CREATE TABLE x AS SELECT 1")
+    with pytest.raises(ValidationError, match="only SELECT"):
+        app.sql("COPY (SELECT 1) TO '/tmp/out.csv'")
+    with pytest.raises(QueryError):
+        app.sql("SELECT * FROM read_csv('/etc/passwd')")
+    with pytest.raises(QueryError):
+        app.sql("SELECT * FROM read_parquet('https://example.com/x.parquet')")
+    with pytest.raises(QueryError, match="in: SELECT nope"):
+        app.sql("SELECT nope FROM inventory")
+
+
+def test_warehouse_tables_and_create_table_as(app: App) -> None:
+    inventory(app).put_many([{"data": rec(i % 2, i % 3, i), "partition_key": str(i)} for i in range(12)])
+    app.drain()
+    app.sql("CREATE TABLE IF NOT EXISTS daily (d VARCHAR, n BIGINT)", readonly=False)
+    app.sql("INSERT INTO daily VALUES ('2024-01-01', 3)", readonly=False)
+    assert app.sql("SELECT * FROM daily").rows() == [("2024-01-01", 3)]
+    t = app.create_table_as("low_stock", "SELECT store_id, product_id FROM inventory WHERE is_stock_low")
+    assert t.prefix == "tables/low_stock/"
+    assert len(app.sql("SELECT * FROM low_stock")) == 10
+
+
+def test_sql_results_convert(app: App) -> None:
+    r = app.sql("SELECT 1 AS a, 'x' AS b")
+    assert r.columns == ["a", "b"] and r.rows() == [(1, "x")] and r.arrow().num_rows == 1
+
+
+def test_empty_catalog_table_queries_return_nothing(app: App) -> None:
+    app.catalog.create_table("later", prefix="later/", columns=[("a", "BIGINT")])
+    assert app.sql("SELECT * FROM later").rows() == []
