@@ -205,7 +205,7 @@ class App:
         ``prefix``, ``error_prefix``, ``buffer_mb``, ``buffer_s``, ``format``, ``compression``,
         ``transform``."""
         from .resources.delivery import Delivery
-        from .runtime.sources import KinesisSource
+        from .runtime.sources import RawStreamSource
 
         try:
             d = Delivery(self, name, source=source, **options)
@@ -224,7 +224,7 @@ class App:
             max_retry_attempts=-1,
             max_batch_bytes=d.buffer_bytes,
         )
-        self._registrations.append(_StreamRegistration(fn, mapping, KinesisSource(source)))
+        self._registrations.append(_StreamRegistration(fn, mapping, RawStreamSource(source)))
         return d
 
     def transact(self, actions: Sequence[Action], *, token: str | None = None) -> None:

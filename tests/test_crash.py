@@ -201,3 +201,32 @@ def test_kill_9_during_delivery_leaves_no_duplicate_in_the_lake(sqlite_url: str,
     assert sorted(set(got)) == list(range(n)), "records missing from the lake"
     assert len(got) == n, f"{len(got) - n} duplicate records in the lake"
     producer.close()
+
+
+def test_workers_exit_when_their_supervisor_is_killed(sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "idle.py").write_text("from eventlake import App\napp = App('idle')\napp.stream('s')\n")
+    env = {**os.environ, "EVENTLAKE_STATE_URL": sqlite_url, "EVENTLAKE_LAKE_URL": f"file://{tmp_path}/lake"}
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "eventlake.cli", "run", str(tmp_path / "idle.py"), "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    kids: list[int] = []
+    while len(kids) < 2 and time.monotonic() < deadline:
+        kids = _children(sup.pid)
+        time.sleep(0.05)
+    assert len(kids) == 2
+    sup.kill()
+    sup.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{k}").exists() for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [
+        k
+        for k in kids
+        if Path(f"/proc/{k}/status").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()
+    ]
+    assert not alive, f"orphaned workers still running: {alive}"

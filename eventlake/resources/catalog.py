@@ -21,17 +21,25 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _WIDEN = {("BIGINT", "DOUBLE"): "DOUBLE", ("DOUBLE", "BIGINT"): "DOUBLE"}
 
 
+_PY_TYPES = {
+    bool: "BOOLEAN",
+    int: "BIGINT",
+    float: "DOUBLE",
+    str: "VARCHAR",
+    dict: "VARCHAR",
+    list: "VARCHAR",
+}
+
+
 def json_type(value: Any) -> str | None:
-    """The column type a JSON value needs; None for null (it fits any column)."""
+    """The column type a JSON value needs; None for null (it fits any column). Nested
+    objects and arrays are kept as JSON text."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        return "BOOLEAN"
-    if isinstance(value, int):
-        return "BIGINT" if -(2**63) <= value < 2**63 else "DOUBLE"
-    if isinstance(value, float):
+    t = _PY_TYPES.get(type(value), "VARCHAR")
+    if t == "BIGINT" and not -(2**63) <= value < 2**63:
         return "DOUBLE"
-    return "VARCHAR"  # strings, and nested objects or arrays kept as JSON text
+    return t
 
 
 @dataclass
@@ -123,7 +131,11 @@ class Catalog:
         return self.table(name)
 
     def evolve(self, name: str, docs: list[dict[str, Any]]) -> CatalogTable:
-        """Widen ``name``'s schema so that ``docs`` fit, where a widening exists."""
+        """Widen ``name``'s schema so that ``docs`` fit, where a widening exists. The check is
+        read-only; the write (under a row lock) happens only when something changes."""
+        current = self.table(name)
+        if not _needs_change(current.column_types(), docs):
+            return current
 
         def run(txn: Any) -> CatalogTable:
             t = CatalogTable.from_json(name, txn.kv_get(self.NS, name, lock=True))
@@ -132,13 +144,11 @@ class Catalog:
             changed = False
             for doc in docs:
                 for key, value in doc.items():
-                    if not _COLUMN.match(key):
-                        continue  # reported at conversion time
                     vt = json_type(value)
                     cur = types.get(key)
                     if cur is None:
-                        if vt is None:
-                            continue
+                        if vt is None or not _COLUMN.match(key):
+                            continue  # nulls teach nothing; bad names are reported at conversion
                         types[key] = vt
                         order.append(key)
                         changed = True
@@ -153,23 +163,57 @@ class Catalog:
         return self.env.state.transaction(run)
 
 
+def _needs_change(types: dict[str, str], docs: list[dict[str, Any]]) -> bool:
+    py = _PY_TYPES
+    for doc in docs:
+        for key, value in doc.items():
+            cur = types.get(key)
+            if value is None:
+                continue
+            vt = py.get(type(value), "VARCHAR")
+            if cur is None or (vt != cur and (cur, vt) in _WIDEN):
+                if cur is None and not _COLUMN.match(key):
+                    continue
+                return True
+    return False
+
+
 def convert(table: CatalogTable, docs: list[dict[str, Any]]) -> tuple[Any, list[tuple[int, str]]]:
-    """Records → an Arrow table with the catalog schema; returns (table, [(index, reason)])."""
+    """Records → an Arrow table with the catalog schema; returns (table, [(index, reason)]).
+
+    Fast path: whole columns handed to PyArrow, which converts them in C++. Only when that
+    fails (a value that does not fit, a field the table lacks) does the record-by-record
+    path run, to find and report exactly the records at fault."""
     import pyarrow as pa
 
     arrow = {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
     cols = table.columns
+    schema = pa.schema([(c, arrow[t]) for c, t in cols])
+    known = set(table.column_types())
+    if all(k in known or v is None for doc in docs for k, v in doc.items()):
+        try:
+            arrays = []
+            for c, t in cols:
+                values = [doc.get(c) for doc in docs]
+                if t == "VARCHAR" and any(isinstance(v, (dict, list)) for v in values):
+                    raise TypeError("nested values")
+                if t in ("BIGINT", "DOUBLE") and any(isinstance(v, bool) for v in values):
+                    raise TypeError("booleans are not numbers here")
+                arrays.append(pa.array(values, type=arrow[t]))
+            return pa.Table.from_arrays(arrays, schema=schema), []
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            pass
     data: dict[str, list[Any]] = {c: [] for c, _ in cols}
     bad: list[tuple[int, str]] = []
     for i, doc in enumerate(docs):
         row = {}
         reason = None
-        for key in doc:
-            if key not in data:
+        for key, value in doc.items():
+            if key not in data and value is not None:
                 reason = (
                     f"field {key!r} is not a valid column name"
                     if not _COLUMN.match(key)
-                    else (f"field {key!r} is not in table {table.name!r}")
+                    else f"field {key!r} is not in table {table.name!r}"
                 )
                 break
         if reason is None:
@@ -185,7 +229,6 @@ def convert(table: CatalogTable, docs: list[dict[str, Any]]) -> tuple[Any, list[
             continue
         for col, _ in cols:
             data[col].append(row[col])
-    schema = pa.schema([(c, arrow[t]) for c, t in cols])
     return pa.table(data, schema=schema), bad
 
 

@@ -15,6 +15,7 @@ same object with the same bytes instead of adding a second copy.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import json
 import re
@@ -79,13 +80,18 @@ def compile_prefix(prefix: str, what: str = "prefix") -> list[tuple[str, str]]:
     return [p for p in parts if p != ("text", "")]
 
 
+@functools.lru_cache(maxsize=4096)
+def _strftime(fmt: str, second: int) -> str:
+    return time.strftime(fmt, time.gmtime(second))
+
+
 def render_prefix(parts: list[tuple[str, str]], ts: float, doc: Any, error_type: str = "") -> str:
     out = []
     for kind, value in parts:
         if kind == "text":
             out.append(value)
         elif kind == "time":
-            out.append(time.strftime(value, time.gmtime(ts)))
+            out.append(_strftime(value, int(ts)))
         elif kind == "firehose":
             out.append(error_type if value == "error-output-type" else "0")
         else:
@@ -175,24 +181,18 @@ class Delivery:
 
     # -- the internal handler
     def handle(self, event: dict[str, Any], context: Any) -> None:
-        records = event["Records"]
-        if not records:
+        """Deliver one batch of stored stream rows (``{"shard", "rows"}``, see RawStreamSource)."""
+        from .stream import format_seq
+
+        rows = event["rows"]
+        if not rows:
             return
-        first = records[0]["kinesis"]
-        shard = records[0]["eventID"].split(":", 1)[0]
         name = (
             f"{self.name}-1-"
-            + time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(first["approximateArrivalTimestamp"]))
-            + f"-{shard[-4:]}-{first['sequenceNumber']}-{records[-1]['kinesis']['sequenceNumber']}"
+            + time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(rows[0].ts))
+            + f"-{event['shard'][-4:]}-{format_seq(rows[0].seq)}-{format_seq(rows[-1].seq)}"
         )
-        items = [
-            (
-                r["kinesis"]["sequenceNumber"],
-                base64.b64decode(r["kinesis"]["data"]),
-                float(r["kinesis"]["approximateArrivalTimestamp"]),
-            )
-            for r in records
-        ]
+        items = [(format_seq(r.seq), r.data, r.ts) for r in rows]
         outputs = (
             self._transform(items, context)
             if self.transform

@@ -192,6 +192,15 @@ def _child_main(app: Any, duration_s: float | None) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # A worker whose supervisor died (kill -9, a crashed shell) must not run on unmanaged.
+        while not stop.wait(0.5):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="el-parent-watch", daemon=True).start()
     Runtime(app).run(stop, duration_s=duration_s)
 
 
