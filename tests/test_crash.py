@@ -8,6 +8,7 @@ shards to survivors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,47 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+@contextlib.contextmanager
+def supervisor(app_file: Path, env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``eventlake run APP --workers 2`` as a real process tree; stopped with SIGTERM after."""
+    log = (tmp_path / "supervisor.log").open("w")
+    sup = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eventlake.cli",
+            "run",
+            str(app_file),
+            "--workers",
+            "2",
+            "--log-level",
+            "WARNING",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        yield sup
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sup.kill()
+            sup.wait()
+        log.close()
+
+
+def kill_one(sup: subprocess.Popen[bytes], rng: random.Random) -> int:
+    kids = _children(sup.pid)
+    if kids:
+        os.kill(rng.choice(kids), signal.SIGKILL)
+        return 1
+    return 0
+
+
 @pytest.mark.parametrize("atomic", [False, True], ids=["at-least-once", "atomic"])
 def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) -> None:
     (tmp_path / "crashapp.py").write_text(APP)
@@ -61,54 +104,19 @@ def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) 
     producer = App("crash", state_url=state_url, lake_url=f"file://{tmp_path}/lake")
     stream = producer.stream("in", shards=4)
     seen = producer.table("seen", key="id")
-    log = (tmp_path / "supervisor.log").open("w")
-    sup = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventlake.cli",
-            "run",
-            str(tmp_path / "crashapp.py"),
-            "--workers",
-            "2",
-            "--log-level",
-            "WARNING",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
     rng = random.Random(42)
     kills = 0
-    try:
+    with supervisor(tmp_path / "crashapp.py", env, tmp_path) as sup:
         for i in range(0, n, 100):
             stream.put_many([{"data": str(j), "partition_key": str(j)} for j in range(i, i + 100)])
             time.sleep(0.05)
             if i % 300 == 0:
-                kids = _children(sup.pid)
-                if kids:
-                    os.kill(rng.choice(kids), signal.SIGKILL)
-                    kills += 1
+                kills += kill_one(sup, rng)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            done = seen.count()
-            if done >= n:
-                break
+        while time.monotonic() < deadline and seen.count() < n:
             if rng.random() < 0.3 and kills < 25:
-                kids = _children(sup.pid)
-                if kids:
-                    os.kill(rng.choice(kids), signal.SIGKILL)
-                    kills += 1
+                kills += kill_one(sup, rng)
             time.sleep(0.3)
-    finally:
-        sup.send_signal(signal.SIGTERM)
-        try:
-            sup.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            sup.kill()
-            sup.wait()
-        log.close()
     assert kills >= 5
     counts = {item["id"]: int(item["n"]) for item in seen.items()}
     missing = [str(j) for j in range(n) if str(j) not in counts]
@@ -148,27 +156,9 @@ def test_kill_9_during_delivery_leaves_no_duplicate_in_the_lake(sqlite_url: str,
     env = {**os.environ, "EVENTLAKE_STATE_URL": sqlite_url, "EVENTLAKE_LAKE_URL": f"file://{lake}"}
     producer = App("crash", state_url=sqlite_url, lake_url=f"file://{lake}")
     stream = producer.stream("in", shards=2)
-    log = (tmp_path / "supervisor.log").open("w")
-    sup = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eventlake.cli",
-            "run",
-            str(tmp_path / "deliveryapp.py"),
-            "--workers",
-            "2",
-            "--log-level",
-            "WARNING",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
     rng = random.Random(7)
     n, kills = 2000, 0
-    try:
+    with supervisor(tmp_path / "deliveryapp.py", env, tmp_path) as sup:
         deadline = time.monotonic() + 30
         while not _children(sup.pid) and time.monotonic() < deadline:
             time.sleep(0.05)  # wait for the workers before producing, so kills land mid-work
@@ -176,26 +166,12 @@ def test_kill_9_during_delivery_leaves_no_duplicate_in_the_lake(sqlite_url: str,
             stream.put_many([{"data": {"i": j}, "partition_key": str(j)} for j in range(i, i + 50)])
             time.sleep(0.03)
             if rng.random() < 0.3:
-                kids = _children(sup.pid)
-                if kids:
-                    os.kill(rng.choice(kids), signal.SIGKILL)
-                    kills += 1
+                kills += kill_one(sup, rng)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (len(set(_lake_records(lake))) < n or kills < 5):
             if kills < 5:
-                kids = _children(sup.pid)
-                if kids:
-                    os.kill(rng.choice(kids), signal.SIGKILL)
-                    kills += 1
+                kills += kill_one(sup, rng)
             time.sleep(0.3)
-    finally:
-        sup.send_signal(signal.SIGTERM)
-        try:
-            sup.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            sup.kill()
-            sup.wait()
-        log.close()
     assert kills >= 5
     got = _lake_records(lake)
     assert sorted(set(got)) == list(range(n)), "records missing from the lake"
