@@ -258,3 +258,21 @@ def test_numbers_keep_38_digits_through_arithmetic() -> None:
     plus_one = Decimal("1234567890123456789012345678901234568")
     assert new["n"] == plus_one and new["m"] == plus_one
     assert sort_key_bytes(big) < sort_key_bytes(plus_one)
+
+
+def test_hostile_expressions_get_clear_errors() -> None:
+    with pytest.raises(ExpressionError, match="4 KB"):
+        c("(" * 3000 + "attribute_exists(n)" + ")" * 3000)
+    with pytest.raises(ExpressionError, match="nested more than 64"):
+        c("(" * 100 + "attribute_exists(n)" + ")" * 100)
+    with pytest.raises(ExpressionError, match="nested more than 64"):
+        c("NOT " * 100 + "attribute_exists(n)")
+    assert c("(" * 20 + "attribute_exists(n)" + ")" * 20)
+
+
+def test_documents_nested_deeper_than_32_levels_are_refused() -> None:
+    doc: dict = {"leaf": 1}
+    for _ in range(40):
+        doc = {"d": doc}
+    with pytest.raises(ValidationError, match="32 levels"):
+        normalize({"id": "a", "m": doc})

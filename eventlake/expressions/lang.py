@@ -73,6 +73,8 @@ _TOKEN = re.compile(
 _KEYWORDS = {"AND", "OR", "NOT", "BETWEEN", "IN", "SET", "REMOVE", "ADD", "DELETE"}
 _COND_FUNCS = {"attribute_exists", "attribute_not_exists", "attribute_type", "begins_with", "contains"}
 MISSING: Any = object()
+MAX_EXPRESSION_BYTES = 4096  # DynamoDB's limit for any expression string
+MAX_NESTING = 64  # parentheses and NOT; deeper than any real condition, far below Python's stack
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,12 @@ class Parser:
     def __init__(self, expr: str, what: str) -> None:
         if not isinstance(expr, str) or not expr.strip():
             raise ExpressionError(f"Invalid {what}: The expression can not be empty;", expr or "", 0)
+        if len(expr.encode("utf-8")) > MAX_EXPRESSION_BYTES:
+            raise ExpressionError(
+                f"Invalid {what}: Expression size has exceeded the maximum allowed size; "
+                f"{len(expr.encode('utf-8'))} bytes > 4 KB"
+            )
+        self.depth = 0
         self.expr = expr
         self.what = what
         self.toks = tokenize(expr, what)
@@ -267,16 +275,28 @@ class Parser:
             left = Bool("AND", (left, self.neg()))
         return left
 
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(why=f"The expression is nested more than {MAX_NESTING} levels deep")
+
     def neg(self) -> Any:
-        if self.accept("kw", "NOT"):
-            return Bool("NOT", (self.neg(),))
+        if self.tok.kind == "kw" and self.tok.text == "NOT":
+            self._deeper()
+            self.i += 1
+            node = Bool("NOT", (self.neg(),))
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Any:
         t = self.tok
-        if self.accept("punct", "("):
+        if t.kind == "punct" and t.text == "(":
+            self._deeper()
+            self.i += 1
             inner = self.condition()
             self.take("punct", ")")
+            self.depth -= 1
             return inner
         if t.kind == "ident" and self.toks[self.i + 1].text == "(" and t.text in _COND_FUNCS:
             return self.function()

@@ -45,7 +45,10 @@ def _number(v: Any, path: str) -> Decimal:
     return v
 
 
-def normalize(value: Any, path: str = "") -> Any:
+MAX_DEPTH = 32  # DynamoDB's limit on nested lists and maps
+
+
+def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
     """Canonical form of a value, or a :class:`ValidationError` naming where it is wrong."""
     if value is None or isinstance(value, (str, bool)):
         return value
@@ -53,14 +56,18 @@ def normalize(value: Any, path: str = "") -> Any:
         return _number(value, path)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
+    if isinstance(value, (list, tuple, dict)) and depth >= MAX_DEPTH:
+        raise ValidationError(
+            f"{path or 'item'}: nesting of lists and maps exceeds DynamoDB's limit of {MAX_DEPTH} levels"
+        )
     if isinstance(value, (list, tuple)):
-        return [normalize(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [normalize(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
-            out[k] = normalize(v, f"{path}.{k}" if path else k)
+            out[k] = normalize(v, f"{path}.{k}" if path else k, depth + 1)
         return out
     if isinstance(value, (set, frozenset)):
         if not value:
