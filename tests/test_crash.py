@@ -9,6 +9,7 @@ shards to survivors.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -206,3 +207,46 @@ def test_workers_exit_when_their_supervisor_is_killed(sqlite_url: str, tmp_path:
         if Path(f"/proc/{k}/status").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()
     ]
     assert not alive, f"orphaned workers still running: {alive}"
+
+
+CONCURRENCY_APP = textwrap.dedent(
+    """
+    import base64, os, time
+    from eventlake import App
+
+    app = App("conc", lease_ttl_s=2.0, retry_backoff_s=0.01, poll_interval_s=0.01)
+    stream = app.stream("in", shards=4)
+    spans = app.table("spans", key="id")
+
+    @app.on_stream(stream, batch_size=5, reserved_concurrency=1)
+    def single(event, context):
+        start = time.time()
+        time.sleep(0.03)
+        rid = base64.b64decode(event["Records"][0]["kinesis"]["data"]).decode()
+        spans.put({"id": rid, "start": str(start), "end": str(time.time()), "pid": os.getpid()})
+    """
+)
+
+
+def test_reserved_concurrency_holds_across_worker_processes(state_url: str, tmp_path: Path) -> None:
+    (tmp_path / "concapp.py").write_text(CONCURRENCY_APP)
+    env = {**os.environ, "EVENTLAKE_STATE_URL": state_url, "EVENTLAKE_LAKE_URL": f"file://{tmp_path}/lake"}
+    producer = App("conc", state_url=state_url, lake_url=f"file://{tmp_path}/lake")
+    stream = producer.stream("in", shards=4)
+    spans = producer.table("spans", key="id")
+    n = 200
+    stream.put_many([{"data": str(j), "partition_key": str(j)} for j in range(n)])
+    with supervisor(tmp_path / "concapp.py", env, tmp_path):
+        deadline = time.monotonic() + 90
+        batches = 0
+        while time.monotonic() < deadline:
+            items = list(spans.items())
+            if items and sum(1 for _ in items) == batches:
+                break  # no new batch since the last look: done
+            batches = len(items)
+            time.sleep(1.5)
+    items = sorted(spans.items(), key=lambda i: float(i["start"]))
+    assert len({i["pid"] for i in items}) == 2, "both workers should have run the function"
+    for a, b in itertools.pairwise(items):
+        assert float(b["start"]) >= float(a["end"]) - 0.001, f"overlap: {a} and {b}"
+    producer.close()

@@ -12,6 +12,7 @@ after a timeout should use ``atomic=True``: their table writes commit only with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -19,7 +20,8 @@ import resource
 import threading
 import time
 import traceback
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -75,10 +77,37 @@ class _Encoder(json.JSONEncoder):
 
 
 class Invoker:
+    """Runs invocations; ``slot`` enforces reserved concurrency across worker processes."""
+
     def __init__(self, env: Env, metrics: Metrics) -> None:
         self.env = env
         self.metrics = metrics
         self.log = logging.getLogger("eventlake.functions")
+
+    @contextlib.contextmanager
+    def slot(self, fn: Function) -> Iterator[None]:
+        """Hold one of the function's ``reserved_concurrency`` slots, shared by every worker
+        through leases in the state backend; raise :class:`TooManyRequests` when none is free.
+
+        Taken by the pollers outside any transaction, so that an atomic handler's slot is not
+        part of (and released with) its own transaction. A dead worker's slot frees itself
+        when its lease (the function's timeout plus a margin) expires."""
+        if not fn.reserved_concurrency:
+            yield
+            return
+        from .leases import Leases
+
+        leases = Leases(self.env, f"{fn.name}:{uuid.uuid4().hex}", fn.timeout_s + 5)
+        for i in range(fn.reserved_concurrency):
+            name = f"conc:{fn.name}:{i}"
+            if leases.try_acquire(name):
+                try:
+                    yield
+                finally:
+                    leases.release(name)
+                return
+        self.metrics.throttled(fn.name)
+        raise TooManyRequests(f"function {fn.name!r}: Rate Exceeded (reserved concurrency)")
 
     def _line(self, fn: Function, text: str, level: int = logging.INFO) -> None:
         logging.getLogger(f"eventlake.functions.{fn.name}").log(level, text)

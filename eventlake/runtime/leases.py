@@ -51,13 +51,17 @@ class Leases:
     def try_acquire(self, name: str) -> bool:
         def run(txn: Any) -> float | None:
             now = self.env.clock.time()
-            raw = txn.kv_get(self.NS, name, lock=True)
-            if raw is not None:
-                cur = json.loads(raw)
-                if cur["owner"] != self.owner and cur["exp"] > now:
-                    return None
             exp = now + self.ttl
-            txn.kv_put(self.NS, name, json.dumps({"owner": self.owner, "exp": exp}))
+            doc = json.dumps({"owner": self.owner, "exp": exp})
+            raw = txn.kv_get(self.NS, name, lock=True)
+            if raw is None:
+                # No row to lock yet: insert-if-absent decides between racing workers (an
+                # upsert here would let both believe they won).
+                return exp if txn.kv_insert(self.NS, name, doc) else None
+            cur = json.loads(raw)
+            if cur["owner"] != self.owner and cur["exp"] > now:
+                return None
+            txn.kv_put(self.NS, name, doc)
             return exp
 
         exp = self.env.state.transaction(run)

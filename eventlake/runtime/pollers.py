@@ -265,10 +265,11 @@ class StreamPoller:
 
         self._pending_ck = None
         try:
-            if self.fn.atomic:
-                self.env.state.transaction(lambda t: body(t))
-            else:
-                body(None)
+            with self.invoker.slot(self.fn):
+                if self.fn.atomic:
+                    self.env.state.transaction(lambda t: body(t))
+                else:
+                    body(None)
             self._committed()
         except HandlerError as e:
             if isinstance(e, HandlerError) and e.error_type == "PartialBatchFailure":
@@ -463,10 +464,11 @@ class QueuePoller:
                 self.rt.metrics.add(f"{self.fn.name}.partial_failures")
 
         try:
-            if self.fn.atomic:
-                env.state.transaction(lambda t: body(t))
-            else:
-                body(None)
+            with self.rt.invoker.slot(self.fn):
+                if self.fn.atomic:
+                    env.state.transaction(lambda t: body(t))
+                else:
+                    body(None)
         except TooManyRequests:
             for m in msgs:
                 q.change_visibility(m.receipt_handle, 0)

@@ -1,0 +1,46 @@
+"""Leases: exactly one winner, even when workers race for a lease that does not exist yet."""
+
+from __future__ import annotations
+
+import threading
+
+from eventlake import App, ManualClock
+from eventlake.runtime.leases import LeaseLost, Leases
+
+
+def test_racing_workers_never_both_win_a_new_lease(app: App) -> None:
+    for round_ in range(15):
+        name = f"race-{round_}"
+        barrier = threading.Barrier(4)
+        wins: list[str] = []
+
+        def contend(
+            owner: str, name: str = name, barrier: threading.Barrier = barrier, wins: list[str] = wins
+        ) -> None:
+            leases = Leases(app.env, owner, ttl_s=30)
+            barrier.wait()
+            if leases.try_acquire(name):
+                wins.append(owner)
+
+        threads = [threading.Thread(target=contend, args=(f"w{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1, f"{name}: {wins}"
+
+
+def test_expired_lease_is_taken_over_and_the_old_owner_is_fenced(app_factory) -> None:
+    clock = ManualClock()
+    app = app_factory("leases", clock=clock)
+    a = Leases(app.env, "a", ttl_s=10)
+    b = Leases(app.env, "b", ttl_s=10)
+    assert a.try_acquire("shard") and not b.try_acquire("shard")
+    clock.advance(11)
+    assert b.try_acquire("shard")
+    try:
+        app.env.state.transaction(lambda t: a.check(t, "shard"))
+        raise AssertionError("the old owner must be fenced")
+    except LeaseLost:
+        pass
+    app.env.state.transaction(lambda t: b.check(t, "shard"))
