@@ -82,11 +82,72 @@ def test_partition_pruning_reads_only_matching_folders(app: App) -> None:
     s.put_many([{"data": rec(i % 4, 1, i), "partition_key": str(i)} for i in range(40)])
     app.drain()
     plan = "\n".join(
-        str(r)
+        r[1]
         for r in app.sql("EXPLAIN ANALYZE SELECT count(*) FROM inventory WHERE store_id = 'STORE_1'").rows()
     )
     assert app.sql("SELECT count(*) FROM inventory WHERE store_id = 'STORE_1'").rows() == [(10,)]
-    assert "Total Files Read: 1" in plan or "STORE_1" in plan
+    store_1 = len(app.lake.keys("store-data/store_id=STORE_1/"))
+    assert f"Scanning Files: {store_1}/{len(app.lake.keys('store-data/'))}" in plan
+
+
+FIREHOSE_PREFIX = (
+    "store-data/store_id=!{partitionKeyFromQuery:store_id}/!{partitionKeyFromQuery:year}/"
+    "!{partitionKeyFromQuery:month}/!{partitionKeyFromQuery:day}/!{partitionKeyFromQuery:hour}/"
+)
+KEYS = {
+    "store_id": ".store_id",
+    "year": '.check_timestamp | strftime("%Y")',
+    "month": '.check_timestamp | strftime("%m")',
+    "day": '.check_timestamp | strftime("%d")',
+    "hour": '.check_timestamp | strftime("%H")',
+}
+
+
+def test_firehose_time_layout_folders_become_partition_columns_with_pruning(app: App) -> None:
+    s = app.stream("inventory", shards=1)
+    app.delivery("inv", source=s, format="parquet", prefix=FIREHOSE_PREFIX, partition_keys=KEYS, table="inv")
+    base = 1_763_800_000  # 2025-11-22 08:26:40 UTC
+    s.put_many(
+        [
+            {"data": rec(i % 2, 1, i, check_timestamp=base + 3600 * (i % 3)), "partition_key": str(i)}
+            for i in range(30)
+        ]
+    )
+    app.drain()
+    folders = {k.rsplit("/", 1)[0] for k in app.lake.keys("store-data/")}
+    assert "store-data/store_id=STORE_0/2025/11/22/08" in folders and len(folders) == 6
+    t = app.catalog.table("inv")
+    assert (t.partitions, t.layout) == (["store_id", "year", "month", "day", "hour"], ["hive"] + ["path"] * 4)
+    rows = app.sql("SELECT hour, count(*) FROM inv GROUP BY hour ORDER BY hour").rows()
+    assert rows == [(8, 10), (9, 10), (10, 10)]
+    q = "SELECT count(*) FROM inv WHERE year = 2025 AND hour = 9 AND store_id = 'STORE_1'"
+    assert app.sql(q).rows() == [(5,)]
+    plan = "\n".join(r[1] for r in app.sql("EXPLAIN ANALYZE " + q).rows())
+    assert "Scanning Files: 1/6" in plan
+    assert app.sql("SELECT count(DISTINCT store_id) FROM inv").rows() == [(2,)]
+
+
+def test_partition_key_queries_are_checked_and_bad_records_go_to_errors(app: App) -> None:
+    s = app.stream("inventory", shards=1)
+    with pytest.raises(ValidationError, match="partition_keys defines only"):
+        app.delivery("x", source=s, prefix="a/!{partitionKeyFromQuery:nope}/", partition_keys={"y": ".y"})
+    with pytest.raises(ValidationError, match="not supported"):
+        app.delivery("y", source=s, prefix="a/!{partitionKeyFromQuery:y}/", partition_keys={"y": "$.y[0]"})
+    app.delivery("inv", source=s, format="parquet", prefix=FIREHOSE_PREFIX, partition_keys=KEYS)
+    s.put(rec(1, 1, 3, check_timestamp="yesterday"), "a")
+    s.put(rec(1, 1, 3), "b")  # no check_timestamp at all
+    s.put(rec(1, 1, 3, check_timestamp=1_763_800_000), "c")
+    app.drain()
+    errors = app.lake.keys("errors/")
+    assert errors and all("partitioning-failed" in k for k in errors)
+    import gzip
+
+    docs = [json.loads(line) for k in errors for line in gzip.decompress(app.lake.get(k)).splitlines()]
+    reasons = sorted(d["errorMessage"] for d in docs)
+    assert len(reasons) == 2
+    assert "strftime needs epoch seconds" in reasons[0] or "strftime needs epoch seconds" in reasons[1]
+    assert any("missing from the record" in r for r in reasons)
+    assert app.sql("SELECT count(*) FROM inv").rows() == [(1,)]
 
 
 def test_lake_is_readable_by_plain_duckdb_and_pyarrow(app: App, tmp_path) -> None:

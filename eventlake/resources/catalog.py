@@ -48,7 +48,16 @@ class CatalogTable:
     prefix: str
     format: str = "parquet"
     columns: list[tuple[str, str]] = field(default_factory=list)
-    partitions: list[str] = field(default_factory=list)  # hive k=v keys in the path
+    # Partition columns in path order. ``layout`` says how each one appears in an object's
+    # path: ``"hive"`` (a ``k=v`` folder) or ``"path"`` (the whole folder is the value, as in
+    # Firehose's ``yyyy/MM/dd/HH`` layout, which the original workshops use).
+    partitions: list[str] = field(default_factory=list)
+    layout: list[str] = field(default_factory=list)
+    partition_types: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.layout) != len(self.partitions):
+            self.layout = ["hive"] * len(self.partitions)
 
     def column_types(self) -> dict[str, str]:
         return dict(self.columns)
@@ -60,13 +69,23 @@ class CatalogTable:
                 "format": self.format,
                 "columns": self.columns,
                 "partitions": self.partitions,
+                "layout": self.layout,
+                "partition_types": self.partition_types,
             }
         )
 
     @classmethod
     def from_json(cls, name: str, raw: str) -> CatalogTable:
         d = json.loads(raw)
-        return cls(name, d["prefix"], d["format"], [tuple(c) for c in d["columns"]], d["partitions"])
+        return cls(
+            name,
+            d["prefix"],
+            d["format"],
+            [tuple(c) for c in d["columns"]],
+            d["partitions"],
+            d.get("layout", []),
+            d.get("partition_types", {}),
+        )
 
 
 def check_column(name: str) -> str:
@@ -106,7 +125,12 @@ class Catalog:
         format: str = "parquet",
         columns: list[tuple[str, str]] | None = None,
         partitions: list[str] | None = None,
+        layout: list[str] | None = None,
+        partition_types: dict[str, str] | None = None,
     ) -> CatalogTable:
+        """``partitions`` name the path segments under ``prefix`` in order; ``layout`` says per
+        segment whether it is Hive style (``k=v``, the default) or a bare value (``"path"``,
+        e.g. Firehose's ``2026/11/22/16/``)."""
         check_column(name)
         if format not in ("parquet", "jsonl"):
             raise ValidationError(f"catalog table {name!r}: format must be parquet or jsonl")
@@ -116,7 +140,17 @@ class Catalog:
             if typ not in TYPES:
                 raise ValidationError(f"column {col!r}: type must be one of {', '.join(TYPES)}")
             cols.append((col, typ))
-        table = CatalogTable(name, prefix, format, cols, list(partitions or []))
+        parts = [check_column(p) for p in partitions or []]
+        lay = list(layout or ["hive"] * len(parts))
+        if len(lay) != len(parts) or any(x not in ("hive", "path") for x in lay):
+            raise ValidationError(
+                f"catalog table {name!r}: layout needs one of 'hive' or 'path' per partition {parts}"
+            )
+        ptypes = dict(partition_types or {})
+        for p, typ in ptypes.items():
+            if p not in parts or typ not in TYPES:
+                raise ValidationError(f"catalog table {name!r}: bad partition type {p!r}: {typ!r}")
+        table = CatalogTable(name, prefix, format, cols, parts, lay, ptypes)
 
         def run(txn: Any) -> None:
             if not txn.kv_insert(self.NS, name, table.to_json()):

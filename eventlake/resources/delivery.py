@@ -80,12 +80,111 @@ def compile_prefix(prefix: str, what: str = "prefix") -> list[tuple[str, str]]:
     return [p for p in parts if p != ("text", "")]
 
 
+_TIME_NAMES = {"yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"}
+
+
+def partition_layout(tail: str) -> tuple[list[str], list[str], dict[str, str]]:
+    """The partition columns a prefix (below the table's folder) makes: ``k=!{...}`` folders are
+    Hive columns; a folder that is exactly one expression is a bare-value column named after
+    the key (``!{partitionKeyFromQuery:year}`` → ``year``) or the time field
+    (``!{timestamp:yyyy/MM}`` → ``year``, ``month``). Reading stops at the first folder that is
+    neither, so a column is never guessed."""
+
+    def expand(m: re.Match[str]) -> str:
+        ns, _, value = m.group(1).partition(":")
+        if ns == "timestamp":
+            out = value
+            for token, name in _TIME_NAMES.items():
+                out = out.replace(token, "\x00" + name + "\x01")
+            return out
+        if ns == "partitionKeyFromQuery":
+            return "\x00" + value.rsplit(".", 1)[-1] + "\x01"
+        return "\x00?\x01"
+
+    names: list[str] = []
+    layout: list[str] = []
+    types: dict[str, str] = {}  # left to the SQL engine, which types values it sees
+    for seg in _EXPR.sub(expand, tail).split("/")[:-1]:
+        hive = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=\x00([A-Za-z_][A-Za-z0-9_]*)\x01", seg)
+        bare = re.fullmatch(r"\x00([A-Za-z_][A-Za-z0-9_]*)\x01", seg)
+        if hive:
+            name, kind = hive.group(1), "hive"
+        elif bare:
+            name, kind = bare.group(1), "path"
+        else:
+            break
+        if name in names:
+            break
+        names.append(name)
+        layout.append(kind)
+    return names, layout, types
+
+
+_JQ = re.compile(r'^\s*((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*(?:\|\s*strftime\(\s*"([^"]*)"\s*\)\s*)?$')
+
+
+def compile_keys(keys: Any, where: str) -> dict[str, Callable[[Any], Any]]:
+    """Firehose's metadata extraction: ``{"year": '.check_timestamp | strftime("%Y")'}`` (the
+    jq subset Firehose examples use: a field path, optionally piped into ``strftime`` of epoch
+    seconds) or a Python function of the record."""
+    if not isinstance(keys, dict) or not keys:
+        raise ValidationError(f"{where}: partition_keys must be a non-empty dict of name -> query")
+    out: dict[str, Callable[[Any], Any]] = {}
+    for name, q in keys.items():
+        if not isinstance(name, str) or not _FIELD.match(name):
+            raise ValidationError(f"{where}: partition key name {name!r} must be letters, digits, _ . -")
+        if callable(q):
+            out[name] = q
+            continue
+        m = _JQ.match(q) if isinstance(q, str) else None
+        if not m:
+            raise ValidationError(
+                f"{where}: partition key {name!r}: query {q!r} is not supported; use '.field', "
+                "'.a.b', '.field | strftime(\"%Y\")' or a Python function of the record"
+            )
+        path = m.group(1).split(".")[1:]
+        fmt = m.group(2)
+        out[name] = functools.partial(_jq_eval, path, fmt, name)
+    return out
+
+
+def _jq_eval(path: list[str], fmt: str | None, name: str, doc: Any) -> Any:
+    cur = doc
+    for part in path:
+        if not isinstance(cur, dict) or part not in cur:
+            raise RecordError(
+                "DynamicPartitioning.MetadataExtractionFailed",
+                f"partition key {name!r}: field {'.'.join(path)!r} is missing from the record",
+            )
+        cur = cur[part]
+    if fmt is None:
+        return cur
+    if isinstance(cur, bool) or not isinstance(cur, (int, float)):
+        raise RecordError(
+            "DynamicPartitioning.MetadataExtractionFailed",
+            f"partition key {name!r}: strftime needs epoch seconds, got {cur!r:.40}",
+        )
+    try:
+        return _strftime(fmt, int(cur))
+    except (OverflowError, OSError, ValueError):
+        raise RecordError(
+            "DynamicPartitioning.MetadataExtractionFailed",
+            f"partition key {name!r}: {cur!r} is not a usable time",
+        ) from None
+
+
 @functools.lru_cache(maxsize=4096)
 def _strftime(fmt: str, second: int) -> str:
     return time.strftime(fmt, time.gmtime(second))
 
 
-def render_prefix(parts: list[tuple[str, str]], ts: float, doc: Any, error_type: str = "") -> str:
+def render_prefix(
+    parts: list[tuple[str, str]],
+    ts: float,
+    doc: Any,
+    error_type: str = "",
+    keys: dict[str, Callable[[Any], Any]] | None = None,
+) -> str:
     out = []
     for kind, value in parts:
         if kind == "text":
@@ -95,14 +194,25 @@ def render_prefix(parts: list[tuple[str, str]], ts: float, doc: Any, error_type:
         elif kind == "firehose":
             out.append(error_type if value == "error-output-type" else "0")
         else:
-            cur = doc
-            for part in value.split("."):
-                if not isinstance(cur, dict) or part not in cur:
+            if keys is not None:
+                try:
+                    cur = keys[value](doc)
+                except RecordError:
+                    raise
+                except Exception as e:
                     raise RecordError(
                         "DynamicPartitioning.MetadataExtractionFailed",
-                        f"field {value!r} is missing from the record",
-                    )
-                cur = cur[part]
+                        f"partition key {value!r}: {type(e).__name__}: {e}",
+                    ) from None
+            else:
+                cur = doc
+                for part in value.split("."):
+                    if not isinstance(cur, dict) or part not in cur:
+                        raise RecordError(
+                            "DynamicPartitioning.MetadataExtractionFailed",
+                            f"field {value!r} is missing from the record",
+                        )
+                    cur = cur[part]
             if isinstance(cur, (dict, list)) or cur is None:
                 raise RecordError(
                     "DynamicPartitioning.MetadataExtractionFailed",
@@ -137,6 +247,7 @@ class Delivery:
         compression: str | None = "gzip",
         transform: Callable[[Any, Any], Any] | None = None,
         table: str | None = None,
+        partition_keys: dict[str, Any] | None = None,
     ) -> None:
         from .stream import Stream
 
@@ -160,6 +271,14 @@ class Delivery:
         self.error_parts = compile_prefix(error_prefix, "error_prefix")
         if any(k == "field" for k, _ in self.error_parts):
             raise ValidationError("error_prefix cannot use partitionKeyFromQuery")
+        self.keys = compile_keys(partition_keys, f"delivery {name!r}") if partition_keys is not None else None
+        if self.keys is not None:
+            for kind, value in self.prefix_parts:
+                if kind == "field" and value not in self.keys:
+                    raise ValidationError(
+                        f"delivery {name!r}: the prefix uses !{{partitionKeyFromQuery:{value}}} but "
+                        f"partition_keys defines only {sorted(self.keys)}"
+                    )
         self.buffer_bytes = int(buffer_mb * 1024 * 1024)
         self.buffer_s = float(buffer_s)
         self.compression = compression
@@ -169,7 +288,9 @@ class Delivery:
         static = prefix if prefix is not None else DEFAULT_PREFIX
         head = static.split("!{", 1)[0]
         self.table_prefix = head[: head.rfind("/") + 1]  # the folder every object lands under
-        self.partitions = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=!\{", static)
+        self.partitions, self.layout, self.partition_types = partition_layout(
+            static[len(self.table_prefix) :]
+        )
         self.delivered = 0
         self.failed = 0
 
@@ -211,7 +332,7 @@ class Delivery:
                     doc = json.loads(data)
                 except (UnicodeDecodeError, json.JSONDecodeError) as e:
                     raise RecordError("InvalidJSON", f"record is not valid JSON: {e}") from None
-                key = render_prefix(self.prefix_parts, ts, doc)
+                key = render_prefix(self.prefix_parts, ts, doc, keys=self.keys)
                 if parquet:
                     if not isinstance(doc, dict):
                         raise RecordError(
@@ -273,7 +394,12 @@ class Delivery:
         assert self.table is not None
         if catalog.get(self.table) is None:
             catalog.create_table(
-                self.table, prefix=self.table_prefix, format="parquet", partitions=self.partitions
+                self.table,
+                prefix=self.table_prefix,
+                format="parquet",
+                partitions=self.partitions,
+                layout=self.layout,
+                partition_types=self.partition_types,
             )
         docs = [doc for rows in groups.values() for (_, _, _, doc) in rows]
         table_def = catalog.evolve(self.table, docs)

@@ -122,14 +122,36 @@ class SqlEngine:
             )
             return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE false"
         glob = _quote_str(f"{self.root}/{t.prefix}**/*{ext}")
+        opts = "hive_partitioning=true, union_by_name=true"
         if t.format == "parquet":
-            src = f"read_parquet({glob}, hive_partitioning=true, union_by_name=true)"
+            src = f"read_parquet({glob}, {opts}"
         else:
-            src = (
-                f"read_json_auto({glob}, format='newline_delimited', union_by_name=true, "
-                "hive_partitioning=true)"
-            )
-        return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {src}"
+            src = f"read_json_auto({glob}, format='newline_delimited', {opts}"
+        extra = self._path_columns(t, files)
+        if not extra:
+            return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {src})"
+        return (
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * EXCLUDE (filename), "
+            f"{', '.join(extra)} FROM {src}, filename=true)"
+        )
+
+    def _path_columns(self, t: Any, files: list[str]) -> list[str]:
+        """Columns for bare-value partition folders (Firehose's ``2026/11/22/16/`` layout), cut
+        out of each file's path. DuckDB pushes filters on them down to the file list, so a
+        query on ``hour = 16`` opens only that hour's files, as it does for Hive folders."""
+        data_columns = {c for c, _ in t.columns}
+        offset = len(f"{self.root}/{t.prefix}") + 1  # DuckDB strings are 1-based
+        out = []
+        for i, (col, kind) in enumerate(zip(t.partitions, t.layout, strict=True)):
+            if kind != "path" or col in data_columns:
+                continue  # a field of the record itself wins over its copy in the path
+            typ = t.partition_types.get(col)
+            if typ is None:
+                values = {k[len(t.prefix) :].split("/")[i] for k in files if k.count("/") > i}
+                typ = "BIGINT" if values and all(v.isdigit() and len(v) < 18 for v in values) else "VARCHAR"
+            part = f"string_split(filename[{offset}:], '/')[{i + 1}]"
+            out.append(f"TRY_CAST({part} AS {typ}) AS {_quote_ident(col)}")
+        return out
 
     @staticmethod
     def _check_readonly(query: str) -> None:
