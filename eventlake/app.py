@@ -10,7 +10,7 @@ import inspect
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import StateBackend, open_state_backend
 from .backends.objects import ObjectStore, open_object_store
@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 
 _FUNCTION_OPTIONS = ("name", "timeout_s", "memory_mb", "reserved_concurrency", "atomic")
 Handler = Callable[[Any, Any], Any]
+
+
+T = TypeVar("T")
+
+
+T = TypeVar("T")
 
 
 def _split(
@@ -232,6 +238,19 @@ class App:
         from .resources.table import transact
 
         transact(self.env, actions, token)
+
+    def atomically(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` so that every write it makes to this app's tables, queues and streams
+        commits together or not at all.
+
+        They all live in one state backend, so the transactional outbox needs no outbox: a
+        conditional put into a ledger table and the queue message it justifies are one commit,
+        and a failed condition sends nothing. ``fn`` may run more than once (PostgreSQL retries
+        on a serialization conflict), so it must not have effects outside the app.
+        """
+        if not callable(fn):
+            raise ValidationError(f"atomically needs a function of no arguments, got {fn!r}")
+        return self.env.state.transaction(lambda _txn: fn())
 
     # -- functions
     def _function(self, handler: Handler, fn_opts: dict[str, Any]) -> Function:

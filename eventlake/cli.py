@@ -169,9 +169,11 @@ def sql(
 
 
 def _register_apps() -> None:
+    from .apps.inventory.cli import cli as inventory
     from .apps.leda.cli import cli as leda
 
     cli.add_typer(leda, name="leda")
+    cli.add_typer(inventory, name="inventory")
 
 
 _register_apps()

@@ -105,6 +105,11 @@ class Runtime:
                     + ", ".join(p.name for p in self.pollers if p.pending())
                 )
             self.leases.renew_all()
+            # A manual clock may have jumped past the lease TTL while sleeping through a delay;
+            # drain runs alone, so it takes its expired leases back rather than stall.
+            for p in self.stream_pollers:
+                if not self.leases.holds(p.name):
+                    self.leases.try_acquire(p.name)
             for t in self.tickers:
                 t.tick()
             worked = False
