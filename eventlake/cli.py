@@ -116,8 +116,12 @@ def sql(
     query: Annotated[str, typer.Argument(help="a SELECT over catalog tables and the warehouse")],
     format: Annotated[str, typer.Option(help="table, csv, json or parquet")] = "table",
     output: Annotated[str | None, typer.Option(help="write here instead of standard output")] = None,
+    state_url: Annotated[str | None, typer.Option(help="state backend (holds the catalog)")] = None,
+    lake_url: Annotated[str | None, typer.Option(help="the lake")] = None,
+    warehouse: Annotated[str | None, typer.Option(help="the DuckDB warehouse file")] = None,
 ) -> None:
-    """Query the lake and the warehouse with SQL (read-only; the backends come from eventlake.toml)."""
+    """Query the lake and the warehouse with SQL (read-only; the backends come from eventlake.toml,
+    EVENTLAKE_* variables or these options)."""
     from .app import App
     from .resources.sql import QueryError
 
@@ -128,7 +132,8 @@ def sql(
         err.print("[bold red]error:[/] --format parquet needs --output FILE")
         raise typer.Exit(2)
     try:
-        app = App("sql")
+        overrides = {"warehouse_path": warehouse} if warehouse else {}
+        app = App("sql", state_url=state_url, lake_url=lake_url, **overrides)
         result = app.sql(query)
     except (EventlakeError, QueryError) as e:
         _fail(e)

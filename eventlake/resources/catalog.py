@@ -31,6 +31,28 @@ _PY_TYPES = {
 }
 
 
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
+
+
+class _LazyArrowTypes(dict):  # type: ignore[type-arg]
+    """Catalog type → Arrow type, filled on first use so importing the catalog stays cheap."""
+
+    def __missing__(self, key: str) -> Any:
+        self.update(_arrow_types())
+        return dict.__getitem__(self, key)
+
+    def items(self) -> Any:  # type: ignore[override]
+        if not self:
+            self.update(_arrow_types())
+        return super().items()
+
+
+ARROW_TYPES: dict[str, Any] = _LazyArrowTypes()
+
+
 def json_type(value: Any) -> str | None:
     """The column type a JSON value needs; None for null (it fits any column). Nested
     objects and arrays are kept as JSON text."""
@@ -189,6 +211,31 @@ class Catalog:
                     elif vt is not None and vt != cur and (cur, vt) in _WIDEN:
                         types[key] = _WIDEN[(cur, vt)]
                         changed = True
+            if changed:
+                t.columns = [(c, types[c]) for c in order]
+                txn.kv_put(self.NS, name, t.to_json())
+            return t
+
+        return self.env.state.transaction(run)
+
+    def add_columns(self, name: str, columns: list[tuple[str, str]]) -> CatalogTable:
+        """Add new columns (and widen BIGINT to DOUBLE where asked) under the row lock; the
+        column-wise counterpart of :meth:`evolve`, for batches PyArrow has already typed."""
+
+        def run(txn: Any) -> CatalogTable:
+            t = CatalogTable.from_json(name, txn.kv_get(self.NS, name, lock=True))
+            types = t.column_types()
+            order = [c for c, _ in t.columns]
+            changed = False
+            for col, typ in columns:
+                cur = types.get(col)
+                if cur is None:
+                    types[col] = typ
+                    order.append(col)
+                    changed = True
+                elif cur != typ and (cur, typ) in _WIDEN:
+                    types[col] = _WIDEN[(cur, typ)]
+                    changed = True
             if changed:
                 t.columns = [(c, types[c]) for c in order]
                 txn.kv_put(self.NS, name, t.to_json())

@@ -161,6 +161,14 @@ class StreamPoller:
                 chunk = [r for r in chunk if r.seq <= upto]
             if not chunk:
                 break
+            simple = self.m.parallelization_factor == 1 and type(self.src).matches is Source.matches
+            if simple and len(rows) + len(chunk) <= want:
+                chunk_bytes = sum(len(r.data) for r in chunk)
+                if size + chunk_bytes <= self.m.max_batch_bytes:
+                    rows.extend(chunk)  # the common case, without a per-record check
+                    size += chunk_bytes
+                    end = chunk[-1].seq
+                    continue
             for r in chunk:
                 if self._in_slot(r) and self.src.matches(r):
                     if rows and size + len(r.data) > self.m.max_batch_bytes:
@@ -246,7 +254,7 @@ class StreamPoller:
 
     def _invoke(self, seg: _Segment) -> None:
         event = self.src.event(self.env, self.fn.name, self.shard, seg.rows)
-        ids = [self.src.record_id(r) for r in seg.rows]
+        ids = [self.src.record_id(r) for r in seg.rows] if self.m.report_batch_item_failures else []
         outcome: dict[str, Any] = {}
 
         def body(txn: Any | None) -> None:
