@@ -187,6 +187,7 @@ class App:
         from .resources.catalog import Catalog
 
         if self._catalog is None:
+            self.lake  # noqa: B018 - the catalog infers schemas from lake objects
             self._catalog = Catalog(self.env)
         return self._catalog
 

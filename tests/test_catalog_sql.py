@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 
 import duckdb
 import pyarrow.dataset as ds
@@ -71,8 +73,6 @@ def test_values_that_fit_no_column_are_reported_not_dropped(app: App) -> None:
     app.drain()
     assert app.sql("SELECT count(*) FROM inventory").rows() == [(1,)]
     [key] = app.lake.keys("errors/format-conversion-failed/")
-    import gzip
-
     [err] = [json.loads(x) for x in gzip.decompress(app.lake.get(key)).splitlines()]
     assert "current_stock" in err["errorMessage"] and "BIGINT" in err["errorMessage"]
 
@@ -140,8 +140,6 @@ def test_partition_key_queries_are_checked_and_bad_records_go_to_errors(app: App
     app.drain()
     errors = app.lake.keys("errors/")
     assert errors and all("partitioning-failed" in k for k in errors)
-    import gzip
-
     docs = [json.loads(line) for k in errors for line in gzip.decompress(app.lake.get(k)).splitlines()]
     reasons = sorted(d["errorMessage"] for d in docs)
     assert len(reasons) == 2
@@ -234,3 +232,33 @@ def test_column_wise_and_record_wise_conversion_write_the_same_lake(app: App) ->
     assert app.sql(q.format("fast")).rows() == app.sql(q.format("slow")).rows()
     fast_dirs = sorted(k.split("/")[1] for k in app.lake.keys("fast/"))
     assert fast_dirs == sorted(k.split("/")[1] for k in app.lake.keys("slow/"))
+
+
+def test_a_table_over_existing_files_infers_its_schema(app: App, tmp_path) -> None:
+    root = app.lake.store.root
+    for store in (1, 2):
+        folder = f"{root}/old/store_id=STORE_{store}"
+        os.makedirs(folder)
+        duckdb.execute(
+            f"COPY (SELECT 'PRD_' || i AS product_id, i AS current_stock, i / 3 AS ratio, i < 2 AS low "
+            f"FROM range(4) t(i)) TO '{folder}/part.parquet' (FORMAT parquet)"
+        )
+    app.lake.put(
+        "logs/a.jsonl.gz", gzip.compress(b'{"level": "info", "n": 1}\n{"level": "warn", "n": 2.5}\n')
+    )
+    old = app.catalog.create_table("old", prefix="old/", partitions=["store_id"])
+    assert old.columns == [
+        ("product_id", "VARCHAR"),
+        ("current_stock", "BIGINT"),
+        ("ratio", "DOUBLE"),
+        ("low", "BOOLEAN"),
+    ]
+    logs = app.catalog.create_table("logs", prefix="logs/", format="jsonl")
+    assert logs.columns == [("level", "VARCHAR"), ("n", "DOUBLE")]
+    assert app.sql("SELECT count(*), sum(current_stock) FROM old WHERE store_id = 'STORE_2'").rows() == [
+        (4, 6)
+    ]
+    assert app.catalog.create_table("empty", prefix="nothing/").columns == []
+    app.lake.put("bad/x.parquet", b"not parquet")
+    with pytest.raises(ValidationError, match=r"cannot infer a schema from 'bad/x\.parquet'"):
+        app.catalog.create_table("bad", prefix="bad/")

@@ -156,8 +156,10 @@ class Catalog:
         check_column(name)
         if format not in ("parquet", "jsonl"):
             raise ValidationError(f"catalog table {name!r}: format must be parquet or jsonl")
+        if columns is None:
+            columns = self._infer(prefix, format, partitions or [])
         cols = []
-        for col, typ in columns or []:
+        for col, typ in columns:
             check_column(col)
             if typ not in TYPES:
                 raise ValidationError(f"column {col!r}: type must be one of {', '.join(TYPES)}")
@@ -185,6 +187,56 @@ class Catalog:
 
         self.env.state.transaction(run)
         return self.table(name)
+
+    def _infer(
+        self, prefix: str, format: str, partitions: list[str], sample: int = 5
+    ) -> list[tuple[str, str]]:
+        """A schema from the first objects already under ``prefix`` (a table declared over
+        existing files, as a Glue crawler would): Parquet footers, or the first lines of JSON
+        Lines objects. Empty when there is nothing yet; the first delivery fills it in."""
+        store = self.env.lake
+        if store is None:
+            return []
+        objects = []
+        for o in store.list(prefix):
+            if (o.key.endswith(".parquet") if format == "parquet" else ".jsonl" in o.key) and o.size:
+                objects.append(o.key)
+                if len(objects) >= sample:
+                    break
+        order: list[str] = []
+        types: dict[str, str] = {}
+
+        def learn(col: str, typ: str | None) -> None:
+            if typ is None or col in partitions or not _COLUMN.match(col):
+                return
+            cur = types.get(col)
+            if cur is None:
+                types[col] = typ
+                order.append(col)
+            elif cur != typ:
+                types[col] = _WIDEN.get((cur, typ), "VARCHAR")
+
+        for key in objects:
+            data = store.get(key)
+            try:
+                if format == "parquet":
+                    import io
+
+                    import pyarrow.parquet as pq
+
+                    for f in pq.read_schema(io.BytesIO(data)):
+                        learn(f.name, _arrow_to_catalog(f.type))
+                else:
+                    for line in _decompress(key, data).splitlines()[:100]:
+                        doc = json.loads(line) if line.strip() else None
+                        if isinstance(doc, dict):
+                            for k, v in doc.items():
+                                learn(k, json_type(v))
+            except Exception as e:
+                raise ValidationError(
+                    f"cannot infer a schema from {key!r}: {type(e).__name__}: {e}; declare columns=[...]"
+                ) from None
+        return [(c, types[c]) for c in order]
 
     def evolve(self, name: str, docs: list[dict[str, Any]]) -> CatalogTable:
         """Widen ``name``'s schema so that ``docs`` fit, where a widening exists. The check is
@@ -242,6 +294,32 @@ class Catalog:
             return t
 
         return self.env.state.transaction(run)
+
+
+def _arrow_to_catalog(t: Any) -> str | None:
+    import pyarrow as pa
+
+    if pa.types.is_null(t):
+        return None
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "DOUBLE"
+    return "VARCHAR"  # text, and anything richer kept as text by conversions into this table
+
+
+def _decompress(key: str, data: bytes) -> bytes:
+    if key.endswith(".gz"):
+        import gzip
+
+        return gzip.decompress(data)
+    if key.endswith(".zst"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
 
 
 def _needs_change(types: dict[str, str], docs: list[dict[str, Any]]) -> bool:
