@@ -255,3 +255,20 @@ def test_cli_plan_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     data = json.loads(out.output)
     assert data["queue_depth"]["visible"] == 1 and data["problems"] == []
     assert data["shortages_by_store"] == {"STORE_1": 1}
+
+
+def test_cli_run_runs_the_whole_system_and_checks_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventlake.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(
+        cli,
+        [
+            "inventory", "run", "--stores", "3", "--products", "2", "--duration", "4", "--tick", "0.2",
+            "--buffer", "0.5", "--plan-every", "1", "--travel", "0.2", "--no-live", "--fresh",
+        ],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "dispatch history consistent" in out.output
+    assert "plan:" in out.output  # the planner ran on demand while the stores ticked
+    assert (tmp_path / ".eventlake/inventory-lake/store-data").is_dir()
