@@ -76,6 +76,9 @@ class SqlTxn(Txn):
         self.d = dialect
         self._locker = locker
         self._sql_cache: dict[str, str] = {}
+        # Next sequence number per (log, shard) learnt in this transaction: with serial writes
+        # nobody else can append meanwhile, so only the first append of a shard asks SQLite.
+        self._next_seq: dict[tuple[str, int], int] = {}
 
     def _q(self, sql: str) -> str:
         if self.d.placeholder == "?":
@@ -160,10 +163,16 @@ class SqlTxn(Txn):
         name = f"log:{stream}:{shard}"
         if not self.d.serial_writes:
             return self.counter_next(name, n)
+        known = self._next_seq.get((stream, shard))
+        if known is not None:
+            self._next_seq[(stream, shard)] = known + n
+            return known
         row = self._one("SELECT max(seq) FROM el_log WHERE stream = ? AND shard = ?", (stream, shard))
         top = int(row[0]) if row and row[0] is not None else 0
         c = self._one("SELECT value FROM el_counters WHERE name = ?", (name,))
-        return max(top + 1, int(c[0]) if c else 1)
+        first = max(top + 1, int(c[0]) if c else 1)
+        self._next_seq[(stream, shard)] = first + n
+        return first
 
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
         first = self._log_next(stream, shard, len(rows))
