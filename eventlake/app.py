@@ -32,6 +32,7 @@ Handler = Callable[[Any, Any], Any]
 
 
 T = TypeVar("T")
+_INHERITED: list[Any] = []  # objects from before a fork, kept alive and never used
 
 
 T = TypeVar("T")
@@ -412,8 +413,16 @@ class App:
         self.env.state.reset_after_fork()
         self.env.signals = Signals()
         self._runtime = None
+        if self._sql is not None:
+            # The parent's DuckDB instance must not be used here, nor freed: its destructor
+            # would join threads that do not exist in this process. Keep it unreachable.
+            _INHERITED.append(self._sql)
+            self._sql = None
 
     def close(self) -> None:
+        if self._sql is not None:
+            self._sql.close()
+            self._sql = None
         if self._runtime is not None:
             try:
                 self._runtime.leases.leave()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +91,41 @@ class SqlEngine:
             )
         self.root = str(root)
         self.path = app.settings.warehouse_path
+        self._base: Any = None
+        self._lock = threading.Lock()
+
+    def _sandbox(self) -> Any:
+        """One locked-down in-memory DuckDB per engine. Starting DuckDB costs tens of
+        milliseconds, more than a typical lake query; a cursor on this instance costs almost
+        nothing and keeps its own temporary views, so every query still sees the current
+        catalog and no query sees another's state."""
+        import duckdb
+
+        with self._lock:
+            if self._base is None:
+                base = duckdb.connect()
+                base.execute(f"SET allowed_directories=[{_quote_str(self.root + '/')}]")
+                base.execute("SET enable_external_access=false")
+                base.execute("SET lock_configuration=true")
+                self._base = base
+            return self._base.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._base is not None:
+                self._base.close()
+                self._base = None
 
     def _connect(self, readonly: bool) -> Any:
         import duckdb
 
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if readonly and not os.path.exists(self.path):
-            con = duckdb.connect()
+            # Lake-only: no warehouse file to attach, so the shared sandbox will do.
+            con = self._sandbox()
+            for t in self.app.catalog.tables():
+                con.execute(self._view_sql(t))
+            return con
         else:
             con = duckdb.connect(self.path, read_only=readonly)
         for t in self.app.catalog.tables():
