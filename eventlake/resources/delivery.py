@@ -315,8 +315,10 @@ class Delivery:
             + time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(rows[0].ts))
             + f"-{event['shard'][-4:]}-{format_seq(rows[0].seq)}-{format_seq(rows[-1].seq)}"
         )
-        if self.format == "parquet" and self.transform is None and self._fast_parquet(rows, name):
-            return
+        if self.transform is None:
+            fast = self._fast_parquet if self.format == "parquet" else self._fast_jsonl
+            if fast(rows, name):
+                return
         items = [(format_seq(r.seq), r.data, r.ts) for r in rows]
         outputs = (
             self._transform(items, context)
@@ -345,8 +347,11 @@ class Delivery:
                         )
                     groups.setdefault(key, []).append((seq, data, ts, doc))
                 else:
-                    line = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-                    groups.setdefault(key, []).append(line)
+                    # Firehose delivers the bytes it was given; only a record that spans lines
+                    # is re-serialised, so that the object stays one record per line.
+                    if b"\n" in data or b"\r" in data:
+                        data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+                    groups.setdefault(key, []).append(data)
             except RecordError as e:
                 self._error(errors, e, seq, data, ts)
         if parquet:
@@ -484,6 +489,39 @@ class Delivery:
         self.delivered += sum(written)
         return True
 
+    def _fast_jsonl(self, rows: list[Any], name: str) -> bool:
+        """JSON Lines without a transform: the bytes are delivered as they came, so the batch
+        only needs validating and, for dynamic partitions, its key fields — both done by
+        PyArrow in one pass. Anything it will not parse goes record by record."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        buf = b"\n".join([r.data for r in rows])
+        if buf.count(b"\n") != len(rows) - 1 or b"\r" in buf:
+            return False
+        try:
+            parsed = pj.read_json(
+                io.BytesIO(buf),
+                read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(buf) // 4 + 1, 16 << 20))),
+                parse_options=pj.ParseOptions(newlines_in_values=False),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+            return False
+        if parsed.num_rows != len(rows):
+            return False
+        keys = self._batch_keys(parsed, rows)
+        if keys is None:
+            return False
+        groups: dict[str, list[bytes]] = {}
+        for r, k in zip(rows, keys, strict=True):
+            groups.setdefault(k, []).append(r.data)
+        for key, lines in sorted(groups.items()):
+            self._write(f"{key}{name}{self.suffix}", lines)
+            self.delivered += len(lines)
+        return True
+
     def _batch_keys(self, parsed: Any, rows: list[Any]) -> list[str] | None:
         """Each record's evaluated prefix, column-wise; None when a record needs the careful path."""
         import pyarrow as pa
@@ -508,8 +546,10 @@ class Delivery:
                 if field not in parsed.column_names:
                     return None
                 col = parsed.column(field)
-                if col.null_count:
-                    return None
+                t = col.type
+                scalar = pa.types.is_string(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+                if col.null_count or not (scalar or pa.types.is_floating(t)):
+                    return None  # missing, nested or date-like values: the careful path says why
                 values = col.to_pylist()
                 if fmt is not None:
                     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
