@@ -276,3 +276,26 @@ def test_documents_nested_deeper_than_32_levels_are_refused() -> None:
         doc = {"d": doc}
     with pytest.raises(ValidationError, match="32 levels"):
         normalize({"id": "a", "m": doc})
+
+
+def test_number_sizes_from_text_match_significant_digits() -> None:
+    """Item sizes count one byte per two significant digits plus one; the fast text-based
+    count must agree with counting the digits of the normalised Decimal, for any number."""
+    import random
+    from decimal import Context, Decimal
+
+    from eventlake.expressions.values import _digits_size, encode_item, item_size, number_text, serialize_item
+
+    wide = Context(prec=1000, Emax=999_999, Emin=-999_999)
+    rng = random.Random(3)
+    samples = [Decimal(0), Decimal("1E+125"), Decimal("-1E-130"), Decimal("1000"), Decimal("100.0500")]
+    for _ in range(3000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 38)))
+        samples.append(Decimal(f"{rng.choice(['', '-'])}{digits}E{rng.randint(-100, 80)}"))
+    for n in samples:
+        expected_digits = len(n.normalize(wide).as_tuple().digits) if n else 1
+        assert _digits_size(number_text(n)) == (expected_digits + 1) // 2 + 1, n
+    item = {"id": "ü-1", "n": Decimal("12.50"), "m": {"a": [Decimal(1), "x", None, True]}, "b": b"\x00\x01"}
+    avs, size = encode_item(item)
+    # id: 2 + 4 (ü is two bytes); n: 1 + 3; m: 1 + (3 + 1 + 1 + (3 + 3 + 2 + 2 + 2)); b: 1 + 2
+    assert avs == serialize_item(item) and size == item_size(item) == 6 + 4 + 18 + 3

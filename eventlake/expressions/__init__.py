@@ -11,6 +11,7 @@ from .lang import (
 )
 from .values import (
     deserialize_item,
+    encode_item,
     from_dynamo,
     item_size,
     normalize,
@@ -26,6 +27,7 @@ __all__ = [
     "apply_update",
     "check_condition",
     "deserialize_item",
+    "encode_item",
     "from_dynamo",
     "item_size",
     "normalize",

@@ -33,8 +33,9 @@ def _number(v: Any, path: str) -> Decimal:
         raise ValidationError(f"{path or 'value'}: NaN and Infinity are not DynamoDB numbers")
     if not v:
         return v
-    # Cheap checks first: as_tuple() counts trailing zeros too, so <= 38 there is enough.
-    if len(v.as_tuple().digits) > 38:
+    # Cheap checks first: a short text cannot hold 39 digits; as_tuple() counts trailing
+    # zeros too, so <= 38 there is enough.
+    if len(str(v)) > 38 and len(v.as_tuple().digits) > 38:
         digits = len(v.normalize(_WIDE).as_tuple().digits)
         if digits > 38:
             raise ValidationError(
@@ -46,11 +47,24 @@ def _number(v: Any, path: str) -> Decimal:
 
 
 MAX_DEPTH = 32  # DynamoDB's limit on nested lists and maps
+_INT_LIMIT = 10**38
 
 
 def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
     """Canonical form of a value, or a :class:`ValidationError` naming where it is wrong."""
-    if value is None or isinstance(value, (str, bool)):
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return Decimal(value)  # at most 38 digits and inside the range: nothing to check
+    if t is dict and depth < MAX_DEPTH:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
+            out[k] = normalize(v, f"{path}.{k}" if path else k, depth + 1)
+        return out
+    if isinstance(value, (str, bool)):
         return value
     if isinstance(value, (int, float, Decimal)):
         return _number(value, path)
@@ -181,29 +195,81 @@ def deserialize_item(avs: dict[str, Any]) -> dict[str, Any]:
     return {k: from_dynamo(v) for k, v in avs.items()}
 
 
+def _digits_size(text: str) -> int:
+    """Bytes DynamoDB charges for a number, from its canonical text: one per two significant
+    digits, plus one (cheaper than normalising the Decimal with a wide context)."""
+    digits = len(text.replace("-", "").replace(".", "").strip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def _text_len(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode("utf-8"))
+
+
 def _value_size(v: Any) -> int:
-    t = type_name(v)
-    if t == "S":
-        return len(v.encode("utf-8"))
-    if t == "N":
-        digits = len(v.normalize(_WIDE).as_tuple().digits) if v else 1
-        return (digits + 1) // 2 + 1
-    if t == "B":
-        return len(v)
-    if t in ("BOOL", "NULL"):
-        return 1
-    if t in ("SS", "NS", "BS"):
-        return sum(_value_size(x) for x in v)
-    if t == "L":
+    t = type(v)
+    if t is str:
+        return _text_len(v)
+    if t is Decimal:
+        return _digits_size(number_text(v))
+    if t is dict:
+        return 3 + sum(1 + _text_len(k) + _value_size(x) for k, x in v.items())
+    if t is list:
         return 3 + sum(1 + _value_size(x) for x in v)
-    return 3 + sum(1 + len(k.encode("utf-8")) + _value_size(x) for k, x in v.items())
+    if t is bool or v is None:
+        return 1
+    if t is bytes:
+        return len(v)
+    if t in (set, frozenset):
+        return sum(_value_size(x) for x in v)
+    type_name(v)  # raises for a type DynamoDB cannot hold
+    raise AssertionError("unreachable")
+
+
+def encode_value(v: Any) -> tuple[dict[str, Any], int]:
+    """DynamoDB JSON and size of a normalised value in one walk: a write needs both, and
+    walking the item twice was a fifth of a conditional put's cost."""
+    t = type(v)
+    if t is str:
+        return {"S": v}, _text_len(v)
+    if t is Decimal:
+        text = number_text(v)
+        return {"N": text}, _digits_size(text)
+    if t is dict:
+        out = {}
+        size = 3
+        for k, x in v.items():
+            av, n = encode_value(x)
+            out[k] = av
+            size += 1 + _text_len(k) + n
+        return {"M": out}, size
+    if t is list:
+        items = []
+        size = 3
+        for x in v:
+            av, n = encode_value(x)
+            items.append(av)
+            size += 1 + n
+        return {"L": items}, size
+    return to_dynamo(v), _value_size(v)
+
+
+def encode_item(item: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """(DynamoDB JSON attributes, item size) of a normalised item."""
+    out = {}
+    size = 0
+    for k, v in item.items():
+        av, n = encode_value(v)
+        out[k] = av
+        size += _text_len(k) + n
+    return out, size
 
 
 def item_size(item: dict[str, Any]) -> int:
     """DynamoDB's item size: per attribute, the UTF-8 length of its name plus its value's size
     (strings: UTF-8 bytes; numbers: one byte per two significant digits, plus one; binary:
     bytes; booleans and nulls: 1; lists and maps: 3 bytes plus 1 per element plus contents)."""
-    return sum(len(k.encode("utf-8")) + _value_size(v) for k, v in item.items())
+    return sum(_text_len(k) + _value_size(v) for k, v in item.items())
 
 
 def sort_key_bytes(value: Any) -> bytes:

@@ -28,6 +28,7 @@ from ..expressions import (
     apply_update,
     check_condition,
     deserialize_item,
+    encode_item,
     item_size,
     normalize,
     normalize_item,
@@ -210,14 +211,23 @@ class Table:
     def _decode(raw: bytes | None) -> dict[str, Any] | None:
         return None if raw is None else deserialize_item(json.loads(raw))
 
+    def _encode_sized(self, item: dict[str, Any]) -> tuple[bytes, int]:
+        """The stored bytes and DynamoDB size of an item, from one walk; refuses over 400 KB."""
+        avs, size = encode_item(item)
+        self._refuse_size(size)
+        return json.dumps(avs, separators=(",", ":")).encode(), size
+
     def _check_size(self, item: Mapping[str, Any]) -> int:
-        size = item_size(item)
+        size = item_size(item)  # type: ignore[arg-type]
+        self._refuse_size(size)
+        return size
+
+    def _refuse_size(self, size: int) -> None:
         if size > MAX_ITEM_BYTES:
             raise SizeLimitExceeded(
                 f"table {self.name!r}: Item size has exceeded the maximum allowed size: "
                 f"{size} bytes > 400 KB; store large values in the lake and keep their key"
             )
-        return size
 
     # -- change stream
     def _emit(
@@ -266,8 +276,7 @@ class Table:
                 if old is not None:
                     txn.item_delete(self.name, pkb, skb)
             else:
-                new_size = self._check_size(new)  # every write path sizes the item here, once
-                new_raw = self._encode(new)
+                new_raw, new_size = self._encode_sized(new)  # every write path sizes here, once
                 txn.item_put(self.name, pkb, skb, new_raw)
             self._emit(txn, old, new, old_raw, new_raw, new_size)
             return old, new
