@@ -51,6 +51,13 @@ def path_from_url(url: str) -> str:
     return path
 
 
+def remove_files(url: str) -> None:
+    """Delete a SQLite state database and its WAL companions (for runs that start fresh)."""
+    db = path_from_url(url)
+    for suffix in ("", "-wal", "-shm"):
+        Path(db + suffix).unlink(missing_ok=True)
+
+
 _INHERITED: list[object] = []
 
 

@@ -245,30 +245,13 @@ class Catalog:
         if not _needs_change(current.column_types(), docs):
             return current
 
-        def run(txn: Any) -> CatalogTable:
-            t = CatalogTable.from_json(name, txn.kv_get(self.NS, name, lock=True))
-            types = t.column_types()
-            order = [c for c, _ in t.columns]
-            changed = False
-            for doc in docs:
-                for key, value in doc.items():
-                    vt = json_type(value)
-                    cur = types.get(key)
-                    if cur is None:
-                        if vt is None or not _COLUMN.match(key):
-                            continue  # nulls teach nothing; bad names are reported at conversion
-                        types[key] = vt
-                        order.append(key)
-                        changed = True
-                    elif vt is not None and vt != cur and (cur, vt) in _WIDEN:
-                        types[key] = _WIDEN[(cur, vt)]
-                        changed = True
-            if changed:
-                t.columns = [(c, types[c]) for c in order]
-                txn.kv_put(self.NS, name, t.to_json())
-            return t
-
-        return self.env.state.transaction(run)
+        pairs: dict[tuple[str, str], None] = {}  # first-seen order, each pair once
+        for doc in docs:
+            for key, value in doc.items():
+                vt = json_type(value)
+                if vt is not None and _COLUMN.match(key):  # nulls teach nothing; bad names are
+                    pairs[(key, vt)] = None  # reported at conversion
+        return self.add_columns(name, list(pairs))
 
     def add_columns(self, name: str, columns: list[tuple[str, str]]) -> CatalogTable:
         """Add new columns (and widen BIGINT to DOUBLE where asked) under the row lock; the

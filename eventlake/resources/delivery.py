@@ -392,6 +392,45 @@ class Delivery:
             ).encode()
         )
 
+    def _create_table(self) -> None:
+        assert self.table is not None
+        self.app.catalog.create_table(
+            self.table,
+            prefix=self.table_prefix,
+            format="parquet",
+            partitions=self.partitions,
+            layout=self.layout,
+            partition_types=self.partition_types,
+        )
+
+    @staticmethod
+    def _parse_batch(rows: list[Any], schema: Any = None) -> Any:
+        """The batch as one Arrow table parsed by PyArrow, or None when it cannot be parsed
+        whole (a record over several lines, bad JSON, a value that does not fit ``schema``)."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        buf = b"\n".join([r.data for r in rows])
+        if buf.count(b"\n") != len(rows) - 1 or b"\r" in buf:
+            return None  # one record per line is what makes the batch parseable as a whole
+        parse = pj.ParseOptions(newlines_in_values=False)
+        if schema is not None:
+            parse = pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer", newlines_in_values=False
+            )
+        try:
+            parsed = pj.read_json(
+                io.BytesIO(buf),
+                # Blocks of a few MiB let PyArrow parse on every core.
+                read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(buf) // 4 + 1, 16 << 20))),
+                parse_options=parse,
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+            return None
+        return parsed if parsed.num_rows == len(rows) else None
+
     def _fast_parquet(self, rows: list[Any], name: str) -> bool:
         """The whole batch parsed and converted by PyArrow in C++, when every record is a plain
         one-line JSON object whose values fit the catalog. Anything unusual (a bad record, a
@@ -401,32 +440,16 @@ class Delivery:
         import io
 
         import pyarrow as pa
-        import pyarrow.json as pj
         import pyarrow.parquet as pq
 
         from .catalog import _COLUMN, ARROW_TYPES
 
-        buf = b"\n".join([r.data for r in rows])
-        if buf.count(b"\n") != len(rows) - 1 or b"\r" in buf:
-            return False  # one record per line is what makes the batch parseable as a whole
         catalog = self.app.catalog
         assert self.table is not None
         current = catalog.get(self.table)
         known = {c: ARROW_TYPES[t] for c, t in current.columns} if current else {}
-        try:
-            parsed = pj.read_json(
-                io.BytesIO(buf),
-                # Blocks of a few MiB let PyArrow parse on every core.
-                read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(buf) // 4 + 1, 16 << 20))),
-                parse_options=pj.ParseOptions(
-                    explicit_schema=pa.schema(list(known.items())),
-                    unexpected_field_behavior="infer",
-                    newlines_in_values=False,
-                ),
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
-            return False
-        if parsed.num_rows != len(rows):
+        parsed = self._parse_batch(rows, pa.schema(list(known.items())))
+        if parsed is None:
             return False
         names = {v: k for k, v in ARROW_TYPES.items()}
         new_cols = []
@@ -439,14 +462,7 @@ class Delivery:
                 return False
             new_cols.append((f.name, names[f.type]))
         if current is None:
-            catalog.create_table(
-                self.table,
-                prefix=self.table_prefix,
-                format="parquet",
-                partitions=self.partitions,
-                layout=self.layout,
-                partition_types=self.partition_types,
-            )
+            self._create_table()
         table_def = catalog.add_columns(self.table, new_cols) if new_cols or current is None else current
         columns = parsed.column_names
         arrays = []
@@ -493,23 +509,10 @@ class Delivery:
         """JSON Lines without a transform: the bytes are delivered as they came, so the batch
         only needs validating and, for dynamic partitions, its key fields — both done by
         PyArrow in one pass. Anything it will not parse goes record by record."""
-        import io
 
-        import pyarrow as pa
-        import pyarrow.json as pj
 
-        buf = b"\n".join([r.data for r in rows])
-        if buf.count(b"\n") != len(rows) - 1 or b"\r" in buf:
-            return False
-        try:
-            parsed = pj.read_json(
-                io.BytesIO(buf),
-                read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(buf) // 4 + 1, 16 << 20))),
-                parse_options=pj.ParseOptions(newlines_in_values=False),
-            )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
-            return False
-        if parsed.num_rows != len(rows):
+        parsed = self._parse_batch(rows)
+        if parsed is None:
             return False
         keys = self._batch_keys(parsed, rows)
         if keys is None:
@@ -579,14 +582,7 @@ class Delivery:
         catalog = self.app.catalog
         assert self.table is not None
         if catalog.get(self.table) is None:
-            catalog.create_table(
-                self.table,
-                prefix=self.table_prefix,
-                format="parquet",
-                partitions=self.partitions,
-                layout=self.layout,
-                partition_types=self.partition_types,
-            )
+            self._create_table()
         docs = [doc for rows in groups.values() for (_, _, _, doc) in rows]
         table_def = catalog.evolve(self.table, docs)
         for key, rows in sorted(groups.items()):

@@ -158,9 +158,9 @@ def run(
 
 def _wipe(state_url: str, lake_url: str) -> None:
     if state_url.startswith("sqlite:///"):
-        db = Path(state_url[len("sqlite:///") :])
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
+        from ...backends.sqlite import remove_files
+
+        remove_files(state_url)
     else:
         console.print("[yellow]--fresh only wipes a SQLite state file; the state backend is kept[/]")
     if lake_url.startswith("file://"):

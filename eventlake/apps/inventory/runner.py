@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from ...app import App
-from ...runtime.runner import Supervisor
+from ...runtime.runner import start_background
 from .app import PlanReport, build_app, plan, setup
 from .simulator import StoreSimulator
 
@@ -92,15 +91,7 @@ class InventoryRun:
         app = self.build()
         setup(app, self.stores, self.products, trucks=self.trucks)
         sim = StoreSimulator(app, seed=self.seed)
-        stop = threading.Event()
-        workers = max(self.workers, 2 if self.chaos else 1)
-        sup: Supervisor | None = None
-        if workers > 1:
-            sup = Supervisor(app, workers)
-            runner = threading.Thread(target=sup.run, args=(stop,), daemon=True)
-        else:
-            runner = threading.Thread(target=app.run, kwargs={"stop": stop}, daemon=True)
-        runner.start()
+        stop, runner, sup = start_background(app, max(self.workers, 2 if self.chaos else 1))
         rng = random.Random(self.seed + 1)
         started = time.monotonic()
         next_plan = started + self.plan_every_s

@@ -73,9 +73,9 @@ def run(
     log_to_file(".eventlake/logs/leda.log")
     state_url = state_url or "sqlite:///.eventlake/leda.db"
     if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
-        db = Path(state_url[len("sqlite:///") :])
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
+        from ...backends.sqlite import remove_files
+
+        remove_files(state_url)
     r = LedaRun(
         mode=mode,
         rounds=rounds,

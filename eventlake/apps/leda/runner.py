@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...app import App
-from ...runtime.runner import Supervisor
+from ...runtime.runner import Supervisor, start_background
 from .app import DEFAULT_FAILURES, aggregates, build_app, set_failures
 from .generator import Generator
 from .verify import Score, score_round
@@ -57,15 +56,7 @@ class LedaRun:
         app = self.build()
         set_failures(app, self.failure_rates if self.failures else None)
         gen = Generator(seed=self.seed, hard=self.hard, batches=self.batches, per_batch=self.per_batch)
-        stop = threading.Event()
-        workers = max(self.workers, 2 if self.chaos else 1)
-        sup: Supervisor | None = None
-        if workers > 1:
-            sup = Supervisor(app, workers)
-            runner = threading.Thread(target=sup.run, args=(stop,), daemon=True)
-        else:
-            runner = threading.Thread(target=app.run, kwargs={"stop": stop}, daemon=True)
-        runner.start()
+        stop, runner, sup = start_background(app, max(self.workers, 2 if self.chaos else 1))
         chaos_rng = random.Random(self.seed + 1)
         incoming = app.stream("IncomingDataStream", shards=4)
         try:
