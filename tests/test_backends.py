@@ -123,3 +123,41 @@ def test_unknown_scheme_names_the_choices() -> None:
         open_state_backend("mysql://x")
     with pytest.raises(ConfigError, match="in-memory"):
         open_state_backend("sqlite://:memory:")
+
+
+def _child_writes(url: str, out: object) -> None:
+    b = open_state_backend(url)
+    b.transaction(lambda t: t.kv_put("ns", "child", "wrote"))
+    out.put("ok")  # type: ignore[attr-defined]
+
+
+def test_sqlite_fork_during_a_write_transaction_leaves_the_child_able_to_write(sqlite_url: str) -> None:
+    """A worker forked while another thread of the parent is inside a transaction used to
+    inherit SQLite's lock bookkeeping and hang on its first write; forks now wait for it."""
+    import multiprocessing
+
+    backend = open_state_backend(sqlite_url)
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold(t: object) -> None:
+        t.kv_put("ns", "parent", "x")  # type: ignore[attr-defined]
+        inside.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=lambda: backend.transaction(hold))
+    holder.start()
+    assert inside.wait(10)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_writes, args=(sqlite_url, out))
+    threading.Timer(0.2, release.set).start()  # the fork below waits for this commit
+    child.start()
+    child.join(20)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    holder.join(10)
+    assert not alive and child.exitcode == 0 and out.get(timeout=5) == "ok"
+    assert backend.transaction(lambda t: t.kv_get("ns", "child")) == "wrote"
+    backend.close()

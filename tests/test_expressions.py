@@ -299,3 +299,57 @@ def test_number_sizes_from_text_match_significant_digits() -> None:
     avs, size = encode_item(item)
     # id: 2 + 4 (ü is two bytes); n: 1 + 3; m: 1 + (3 + 1 + 1 + (3 + 3 + 2 + 2 + 2)); b: 1 + 2
     assert avs == serialize_item(item) and size == item_size(item) == 6 + 4 + 18 + 3
+
+
+def test_prepare_item_agrees_with_normalise_then_encode() -> None:
+    """The one-walk put path must store exactly what normalising and then encoding stored."""
+    from eventlake.expressions.values import encode_item, prepare_item
+
+    rng = random.Random(11)
+
+    def value(depth: int) -> object:
+        kind = rng.randrange(11 if depth < 4 else 7)
+        return [
+            lambda: "".join(rng.choice("aü€x") for _ in range(rng.randint(1, 6))),
+            lambda: rng.randint(-(10**40), 10**40) if rng.random() < 0.1 else rng.randint(-999, 999),
+            lambda: rng.random() * 10 ** rng.randint(-5, 5),
+            lambda: Decimal(rng.randint(-(10**6), 10**6)) / Decimal(10) ** rng.randint(0, 8),
+            lambda: rng.choice([True, False, None]),
+            lambda: bytes(rng.randrange(256) for _ in range(rng.randint(1, 4))),
+            lambda: {"s", "t"} if rng.random() < 0.5 else {Decimal(1), Decimal("2.5")},
+            lambda: [value(depth + 1) for _ in range(rng.randint(0, 3))],
+            lambda: tuple(value(depth + 1) for _ in range(rng.randint(0, 2))),
+            lambda: {f"k{i}": value(depth + 1) for i in range(rng.randint(0, 3))},
+            lambda: {"nested": {"deeper": value(depth + 1)}},
+        ][kind]()
+
+    checked = 0
+    for _ in range(1500):
+        item = {"id": "x", **{f"a{i}": value(0) for i in range(rng.randint(0, 5))}}
+        try:
+            expected = normalize(item)
+        except ValidationError as e:
+            with pytest.raises(ValidationError) as got:
+                prepare_item(item)
+            assert str(got.value) == str(e)
+            continue
+        avs, size = encode_item(expected)
+        assert prepare_item(item) == (expected, avs, size)
+        checked += 1
+    assert checked > 1000
+
+
+def test_prepare_item_errors_name_the_path() -> None:
+    from eventlake.expressions.values import prepare_item
+
+    with pytest.raises(ValidationError, match=r"^m\.l\[1\]: NaN"):
+        prepare_item({"m": {"l": [1, float("nan")]}})
+    with pytest.raises(ValidationError, match=r"^m: map keys must be strings"):
+        prepare_item({"m": {1: "x"}})
+    with pytest.raises(ValidationError, match="an item must be a dict"):
+        prepare_item([1])  # type: ignore[arg-type]
+    doc: dict = {"leaf": 1}
+    for _ in range(40):
+        doc = {"d": doc}
+    with pytest.raises(ValidationError, match="32 levels"):
+        prepare_item({"id": "a", "m": doc})

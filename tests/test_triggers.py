@@ -220,6 +220,35 @@ def test_batching_window_waits_for_more_records(app_factory, clock: ManualClock)
     assert batches == [["a", "b"]]
 
 
+def test_batching_window_reads_on_from_where_it_stopped(app_factory, clock: ManualClock) -> None:
+    """Rows read while the window is open are kept; a batch that fills up goes at once, in
+    order, and the rest waits for the next window."""
+    app = app_factory("win2", clock=clock, lease_ttl_s=60)
+    s = app.stream("in")
+    batches: list[list[str]] = []
+
+    @app.on_stream(s, batch_size=3, batching_window_s=5)
+    def fn(event, context):
+        batches.append(_data(event))
+
+    rt = app.runtime()
+    for p in rt.stream_pollers:
+        rt.leases.try_acquire(p.name)
+    poller = rt.stream_pollers[0]
+    s.put("a", "k")
+    assert not poller.poll_once().worked
+    s.put("b", "k")
+    assert not poller.poll_once().worked
+    for x in "cde":
+        s.put(x, "k")
+    assert poller.poll_once().worked  # full: no need to wait for the window
+    assert batches == [["a", "b", "c"]]
+    assert not poller.poll_once().worked  # d, e: a new window
+    clock.advance(5.5)
+    assert poller.poll_once().worked
+    assert batches == [["a", "b", "c"], ["d", "e"]]
+
+
 def test_table_stream_events(app: App) -> None:
     t = app.table("items", key="id", stream="new_and_old_images")
     events: list[dict[str, Any]] = []

@@ -510,7 +510,6 @@ class Delivery:
         only needs validating and, for dynamic partitions, its key fields — both done by
         PyArrow in one pass. Anything it will not parse goes record by record."""
 
-
         parsed = self._parse_batch(rows)
         if parsed is None:
             return False

@@ -54,26 +54,44 @@ class ManualClock(Clock):
 class Signals:
     """In-process wake-ups, so a poller in the same process reacts to a put in microseconds.
 
-    Other processes are not woken; they poll at ``poll_interval_s``.
+    A waiter registers for the names it cares about and only a write to one of them wakes it:
+    with one shared condition every table write woke every poller of the process, and a busy
+    pipeline spent more time in wake-ups than in work. Other processes are not woken; they
+    poll at ``poll_interval_s``.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._versions: dict[str, int] = {}
+        self._waiters: dict[str, set[threading.Event]] = {}
 
     def notify(self, name: str) -> None:
-        with self._cond:
+        with self._lock:
             self._versions[name] = self._versions.get(name, 0) + 1
-            self._cond.notify_all()
+            waiters = self._waiters.get(name)
+            if waiters:
+                for event in waiters:
+                    event.set()
 
     def version(self, names: Iterable[str]) -> tuple[int, ...]:
-        with self._cond:
+        with self._lock:
             return tuple(self._versions.get(n, 0) for n in names)
 
     def wait(self, names: Iterable[str], seen: tuple[int, ...], timeout: float) -> None:
+        """Return when one of ``names`` changed since ``seen`` was read, or after ``timeout``."""
         names = tuple(names)
-        with self._cond:
-            self._cond.wait_for(lambda: tuple(self._versions.get(n, 0) for n in names) != seen, timeout)
+        event = threading.Event()
+        with self._lock:
+            if tuple(self._versions.get(n, 0) for n in names) != seen:
+                return
+            for n in names:
+                self._waiters.setdefault(n, set()).add(event)
+        try:
+            event.wait(timeout)
+        finally:
+            with self._lock:
+                for n in names:
+                    self._waiters[n].discard(event)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from ..expressions import (
     normalize_item,
     parse_key_condition,
     parse_projection,
+    prepare_item,
     project,
     serialize_item,
     sort_key_bytes,
@@ -203,6 +204,19 @@ class Table:
             skb = sort_key_bytes(sv)
         return sort_key_bytes(pv), skb
 
+    def _encode_normalized_key(self, item: Mapping[str, Any]) -> tuple[bytes, bytes]:
+        """Key bytes of an item that ``normalize`` has already walked (a put's new item)."""
+        pv = item.get(self.pk_name)
+        if type(pv) is not str or not pv or self.pk_type != "S":
+            self._check_key_value(self.pk_name, self.pk_type, pv)
+        skb = b""
+        if self.sk_name:
+            sv = item.get(self.sk_name)
+            assert self.sk_type is not None
+            self._check_key_value(self.sk_name, self.sk_type, sv)
+            skb = sort_key_bytes(sv)
+        return sort_key_bytes(pv), skb
+
     @staticmethod
     def _encode(item: Mapping[str, Any]) -> bytes:
         return json.dumps(serialize_item(item), separators=(",", ":")).encode()
@@ -211,11 +225,12 @@ class Table:
     def _decode(raw: bytes | None) -> dict[str, Any] | None:
         return None if raw is None else deserialize_item(json.loads(raw))
 
-    def _encode_sized(self, item: dict[str, Any]) -> tuple[bytes, int]:
-        """The stored bytes and DynamoDB size of an item, from one walk; refuses over 400 KB."""
+    def _encode_sized(self, item: dict[str, Any]) -> tuple[bytes, int, dict[str, Any]]:
+        """The stored bytes, DynamoDB size and attribute values of an item, from one walk;
+        refuses over 400 KB. The attribute values give the change record its keys."""
         avs, size = encode_item(item)
         self._refuse_size(size)
-        return json.dumps(avs, separators=(",", ":")).encode(), size
+        return _compact(avs).encode(), size, avs
 
     def _check_size(self, item: Mapping[str, Any]) -> int:
         size = item_size(item)  # type: ignore[arg-type]
@@ -238,18 +253,33 @@ class Table:
         old_raw: bytes | None = None,
         new_raw: bytes | None = None,
         new_size: int | None = None,
+        new_avs: dict[str, Any] | None = None,
     ) -> None:
         """Append the change record. The images are the stored DynamoDB JSON, spliced in as
         text: serialising an item again for its stream record would double the cost of a write."""
         if self.stream_view is None or old == new:
             return
         event = "INSERT" if old is None else ("REMOVE" if new is None else "MODIFY")
-        keys = self.key_of(new if new is not None else old)  # type: ignore[arg-type]
+        pk_name, sk_name = self.pk_name, self.sk_name
+        if new_avs is not None:
+            key_av = {pk_name: new_avs[pk_name]}
+            if sk_name:
+                key_av[sk_name] = new_avs[sk_name]
+        else:
+            key_av = serialize_item(self.key_of(new if new is not None else old))  # type: ignore[arg-type]
+        key_size = item_size(self.key_of(new if new is not None else old))  # type: ignore[arg-type]
         view = self.stream_view
-        key_av = serialize_item(keys)
-        pk_text = json.dumps(key_av[self.pk_name], sort_keys=True)
-        parts = ['{"e":"', event, '","k":', json.dumps(key_av, separators=(",", ":"))]
-        size = item_size(keys)
+        pk_av = key_av[pk_name]
+        pk_s = pk_av.get("S")
+        if type(pk_s) is str and not sk_name:  # the common key, without two JSON encoder runs
+            quoted = _quote(pk_s)
+            pk_text = '{"S": ' + quoted + "}"
+            keys_text = "{" + _quote(pk_name) + ':{"S":' + quoted + "}}"
+        else:
+            pk_text = json.dumps(pk_av)
+            keys_text = _compact(key_av)
+        parts = ['{"e":"', event, '","k":', keys_text]
+        size = key_size
         if new is not None and view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
             parts += [',"n":', (new_raw or self._encode(new)).decode()]
             size += new_size if new_size is not None else item_size(new)
@@ -262,9 +292,15 @@ class Table:
 
     # -- single-item writes
     def _write(
-        self, key: Mapping[str, Any], compute: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+        self,
+        key: Mapping[str, Any],
+        compute: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        *,
+        prepared: tuple[dict[str, Any], dict[str, Any], int] | None = None,
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        pkb, skb = self._encode_key(key)
+        """Read, compute, write and emit in one transaction. ``prepared`` is a put's item as
+        ``prepare_item`` returned it, whose encoding is used when ``compute`` returns it."""
+        pkb, skb = self._encode_normalized_key(key) if prepared else self._encode_key(key)
 
         def run(txn: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
             old_raw = txn.item_get(self.name, pkb, skb, lock=True)
@@ -272,13 +308,19 @@ class Table:
             new = compute(old)
             new_raw = None
             new_size = None
+            new_avs = None
             if new is None:
                 if old is not None:
                     txn.item_delete(self.name, pkb, skb)
             else:
-                new_raw, new_size = self._encode_sized(new)  # every write path sizes here, once
+                if prepared is not None and new is prepared[0]:
+                    new_avs, new_size = prepared[1], prepared[2]
+                    self._refuse_size(new_size)
+                    new_raw = _compact(new_avs).encode()
+                else:
+                    new_raw, new_size, new_avs = self._encode_sized(new)  # every write sizes, once
                 txn.item_put(self.name, pkb, skb, new_raw)
-            self._emit(txn, old, new, old_raw, new_raw, new_size)
+            self._emit(txn, old, new, old_raw, new_raw, new_size, new_avs)
             return old, new
 
         result = self.env.state.transaction(run)
@@ -302,16 +344,19 @@ class Table:
         """PutItem. ``return_values="ALL_OLD"`` returns the replaced item."""
         if not isinstance(item, Mapping):
             raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
-        _check_return(return_values, ("NONE", "ALL_OLD"))
-        validate_placeholders([condition], names, values)
-        new = normalize_item(dict(item))
-        key = self.key_of(new)
+        if return_values != "NONE":
+            _check_return(return_values, ("NONE", "ALL_OLD"))
+        if condition is not None or names or values:
+            validate_placeholders([condition], names, values)
+        prepared = prepare_item(item if type(item) is dict else dict(item))
+        new = prepared[0]
 
         def compute(old: dict[str, Any] | None) -> dict[str, Any]:
-            self._condition(condition, names, values, old)
+            if condition is not None and not check_condition(condition, old, names, values):
+                raise ConditionalCheckFailed(item=old)
             return new
 
-        old, _ = self._write(key, compute)
+        old, _ = self._write(new, compute, prepared=prepared)
         return old if return_values == "ALL_OLD" else None
 
     def update(
@@ -557,6 +602,10 @@ class Table:
 
     def __repr__(self) -> str:
         return f"Table({self.name!r}, key={self.pk_name!r}, sort_key={self.sk_name!r})"
+
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 
 def _check_return(value: str, allowed: tuple[str, ...]) -> None:

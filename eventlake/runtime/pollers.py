@@ -84,6 +84,7 @@ class StreamPoller:
         self._pending_ck: int | None = None
         self._full = False
         self._inflight: int | None = None
+        self._ahead: tuple[int, list[LogRow], int, int] | None = None  # see _read
 
     # -- checkpoint
     # The kv value is "seq" or "seq:end". ``end`` marks a batch in flight: after a crash the
@@ -147,12 +148,22 @@ class StreamPoller:
         return n == 1 or zlib.crc32(row.pkey.encode()) % n == self.slot
 
     def _read(self, after: int, upto: int | None = None) -> tuple[list[LogRow], int]:
-        self._full = False  # set when the byte limit, not the record count, ended the batch
-        rows: list[LogRow] = []
-        end = after
-        size = 0
+        """The next batch after checkpoint ``after`` (at most up to ``upto``, a replayed range).
+
+        Rows read while a batching window is still open are kept (``_ahead``) and the next
+        poll reads only what arrived since: re-reading the whole window on every wake-up made a
+        busy window quadratic in its length."""
         want = self.m.batch_size
-        while len(rows) < want:
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == after and upto is None:
+            _, rows, end, size = ahead
+            if self._full or len(rows) >= want:
+                return rows, end
+        else:
+            self._full = False  # set when the byte limit, not the record count, ended the batch
+            rows, end, size = [], after, 0
+        simple = self.m.parallelization_factor == 1 and type(self.src).matches is Source.matches
+        while len(rows) < want and not self._full:
             chunk = self.env.state.transaction(
                 lambda t, a=end: t.log_read(self.src.log, self.shard, a, min(max(want, 100), 2000)),
                 readonly=True,
@@ -161,7 +172,6 @@ class StreamPoller:
                 chunk = [r for r in chunk if r.seq <= upto]
             if not chunk:
                 break
-            simple = self.m.parallelization_factor == 1 and type(self.src).matches is Source.matches
             if simple and len(rows) + len(chunk) <= want:
                 chunk_bytes = sum(len(r.data) for r in chunk)
                 if size + chunk_bytes <= self.m.max_batch_bytes:
@@ -173,12 +183,13 @@ class StreamPoller:
                 if self._in_slot(r) and self.src.matches(r):
                     if rows and size + len(r.data) > self.m.max_batch_bytes:
                         self._full = True
-                        return rows, end
+                        break
                     rows.append(r)
                     size += len(r.data)
                 end = r.seq
                 if len(rows) >= want:
                     break
+        self._ahead = (after, rows, end, size) if upto is None else None
         return rows, end
 
     def pending(self) -> bool:
@@ -193,6 +204,7 @@ class StreamPoller:
         if not self.leases.holds(self.name):
             self.segments = []
             self._ck = None
+            self._ahead = None
             return PollResult(False, None)
         now = self.env.clock.time()
         if not self.segments:
@@ -223,6 +235,7 @@ class StreamPoller:
                 except LeaseLost:
                     self._ck = None
                     return PollResult(True)
+            self._ahead = None
             self.segments = [_Segment(rows, end)]
             self.attempts = 0
             self.not_before = 0.0
