@@ -7,6 +7,7 @@ runtime gets the registrations. Nothing here knows which engine is underneath.
 from __future__ import annotations
 
 import inspect
+import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -401,7 +402,16 @@ class App:
         return self.runtime().lag()
 
     def metrics(self) -> dict[str, Any]:
+        """This process's invocation metrics (``drain`` and one in-process worker)."""
         return self.runtime().metrics.snapshot()
+
+    def worker_metrics(self) -> dict[str, Any]:
+        """Metrics of every worker process that ran on this state backend, merged; each worker
+        publishes its own twice a second (a killed worker's last publication still counts)."""
+        from .runtime.metrics import merge_snapshots
+
+        rows = self.env.state.transaction(lambda t: t.kv_list("metrics"), readonly=True)
+        return merge_snapshots([json.loads(v) for _, v in rows])
 
     @property
     def functions(self) -> dict[str, Function]:

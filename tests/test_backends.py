@@ -161,3 +161,25 @@ def test_sqlite_fork_during_a_write_transaction_leaves_the_child_able_to_write(s
     assert not alive and child.exitcode == 0 and out.get(timeout=5) == "ok"
     assert backend.transaction(lambda t: t.kv_get("ns", "child")) == "wrote"
     backend.close()
+
+
+def test_sqlite_checkpoints_run_off_the_committing_thread(sqlite_url: str) -> None:
+    """Commits never reach SQLite's self-checkpoint limit here, yet the pages reach the main
+    database file: the backend's checkpoint thread copied them."""
+    import os
+    import time
+
+    from eventlake.backends.sqlite import WAL_SELF_CHECKPOINT_PAGES, path_from_url
+
+    backend = open_state_backend(sqlite_url)
+    path = path_from_url(sqlite_url)
+    blob = os.urandom(2048)
+    for i in range(600):  # ~1.2 MB: a few hundred pages, far below the self-checkpoint limit
+        backend.transaction(lambda t, i=i: t.item_put("tbl", str(i).encode(), b"", blob))
+    assert WAL_SELF_CHECKPOINT_PAGES > 600 * 2048 // 4096
+    deadline = time.monotonic() + 10
+    while os.path.getsize(path) < 600 * 2048 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.getsize(path) >= 600 * 2048
+    assert backend.transaction(lambda t: t.item_get("tbl", b"599", b"")) == blob
+    backend.close()

@@ -532,3 +532,60 @@ def test_object_trigger_honours_on_failure(app: App) -> None:
     [m] = dest.receive()
     assert m.json()["responsePayload"]["errorType"] == "ValueError"
     assert app.queue("parse-dlq").receive() == []
+
+
+def test_worker_metrics_merge_what_every_worker_published(app_factory) -> None:
+    """Worker processes publish their metrics to the state backend; any process reads the sum."""
+    import threading
+
+    app = app_factory("wm")
+    s = app.stream("in")
+
+    @app.on_stream(s, batch_size=10)
+    def fn(event, context):
+        return None
+
+    for x in ["a", "b", "c"]:
+        s.put(x, "k")
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, kwargs={"stop": stop, "workers": 2})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = app.worker_metrics()["functions"].get("fn", {})
+            if m.get("records", 0) >= 3:
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        runner.join(30)
+    m = app.worker_metrics()["functions"]["fn"]
+    assert m["records"] == 3 and m["errors"] == 0 and m["invocations"] >= 1
+    assert app.metrics()["functions"].get("fn", {}).get("invocations", 0) == 0  # not this process
+
+
+def test_merge_snapshots_adds_counts_and_weights_averages() -> None:
+    from eventlake.runtime.metrics import merge_snapshots
+
+    def snap(inv: int, avg: float, p99: float) -> dict:
+        f = {
+            "invocations": inv,
+            "errors": 1,
+            "throttles": 0,
+            "timeouts": 0,
+            "records": inv * 10,
+            "duration_ms_avg": avg,
+            "duration_ms_p50": avg,
+            "duration_ms_p99": p99,
+            "duration_ms_max": p99,
+            "iterator_age_ms": p99,
+            "dead_lettered": 0,
+        }
+        return {"functions": {"f": f}, "counters": {"f.partial_failures": 1}}
+
+    merged = merge_snapshots([snap(1, 10.0, 50.0), snap(3, 2.0, 20.0)])
+    f = merged["functions"]["f"]
+    assert f["invocations"] == 4 and f["records"] == 40 and f["errors"] == 2
+    assert f["duration_ms_avg"] == 4.0 and f["duration_ms_p99"] == 50.0
+    assert merged["counters"] == {"f.partial_failures": 2}

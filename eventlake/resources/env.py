@@ -71,7 +71,8 @@ class Signals:
             waiters = self._waiters.get(name)
             if waiters:
                 for event in waiters:
-                    event.set()
+                    if not event.is_set():  # a busy writer notifies thousands of times a second
+                        event.set()
 
     def version(self, names: Iterable[str]) -> tuple[int, ...]:
         with self._lock:

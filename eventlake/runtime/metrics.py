@@ -87,3 +87,29 @@ class Metrics:
                 },
                 "counters": dict(self.counters),
             }
+
+
+def merge_snapshots(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """One view of several workers' snapshots: counts and sums add up, maxima and ages take the
+    largest, averages are weighted by invocations; a percentile is the largest of the workers'
+    (an upper bound: the samples themselves stay in each worker)."""
+    functions: dict[str, dict[str, Any]] = {}
+    counters: dict[str, float] = defaultdict(float)
+    for snap in snapshots:
+        for name, f in snap.get("functions", {}).items():
+            m = functions.setdefault(
+                name,
+                {k: 0 for k in f} | {"duration_ms_avg": 0.0},
+            )
+            total = m["invocations"] + f["invocations"]
+            if total:
+                m["duration_ms_avg"] = (
+                    m["duration_ms_avg"] * m["invocations"] + f["duration_ms_avg"] * f["invocations"]
+                ) / total
+            for k in ("invocations", "errors", "throttles", "timeouts", "records", "dead_lettered"):
+                m[k] += f.get(k, 0)
+            for k in ("duration_ms_p50", "duration_ms_p99", "duration_ms_max", "iterator_age_ms"):
+                m[k] = max(m[k], f.get(k, 0))
+        for k, v in snap.get("counters", {}).items():
+            counters[k] += v
+    return {"functions": functions, "counters": dict(counters)}

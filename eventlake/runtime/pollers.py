@@ -229,7 +229,9 @@ class StreamPoller:
                 and now - rows[0].ts < window
             ):
                 return PollResult(False, rows[0].ts + window)
-            if replay is None:
+            # An atomic function's effects commit with its checkpoint, so a batch cut short by
+            # a crash left nothing behind and need not be replayed identically: no mark.
+            if replay is None and not self.fn.atomic:
                 try:
                     self._mark_inflight(end)
                 except LeaseLost:

@@ -7,6 +7,7 @@ leases (see ``leases.py``); the supervising process restarts a worker that dies.
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -23,6 +24,7 @@ from .metrics import Metrics
 from .pollers import PollResult, QueuePoller, StreamPoller
 
 log = logging.getLogger("eventlake.runtime")
+WINDOW_LOOK_S = 0.05
 
 
 class DrainTimeout(EventlakeError):
@@ -149,13 +151,21 @@ class Runtime:
             for t in threads:
                 t.join(timeout=5)
             try:
+                self.publish_metrics()
                 self.leases.leave()
             except Exception:  # the backend may already be gone at shutdown
                 log.debug("lease release failed at shutdown", exc_info=True)
 
+    def publish_metrics(self) -> None:
+        """Store this worker's metrics where every process can read them (``App.worker_metrics``):
+        a supervisor or a CLI shows workers it does not share memory with."""
+        doc = json.dumps(self.metrics.snapshot())
+        self.env.state.transaction(lambda t: t.kv_put("metrics", self.leases.owner, doc))
+
     def _keeper(self, stop: threading.Event) -> None:
         period = max(self.env.settings.lease_ttl_s / 4, 0.05)
         last_trim = 0.0
+        last_publish = 0.0
         while not stop.is_set():
             try:
                 self.leases.balance(self._stream_lease_names())
@@ -165,9 +175,12 @@ class Runtime:
                     for s in self.app._streams.values():
                         s.trim()
                     last_trim = time.monotonic()
+                if time.monotonic() - last_publish >= 0.5:
+                    self.publish_metrics()
+                    last_publish = time.monotonic()
             except Exception:
                 log.exception("keeper iteration failed; retrying")
-            stop.wait(min(period, 1.0))
+            stop.wait(min(period, 0.5))
 
     def _loop(self, p: Any, stop: threading.Event) -> None:
         signals = self.env.signals
@@ -182,10 +195,14 @@ class Runtime:
                 continue
             if r.worked:
                 continue
-            timeout = interval
             if r.wake_at is not None:
-                timeout = min(max(r.wake_at - self.env.clock.time(), 0.0), interval * 10)
-            signals.wait(p.wake_names, seen, timeout)
+                # A batching window is open (or a retry backs off): new records need not wake
+                # it one by one. Look again at most every WINDOW_LOOK_S, in case the batch fills
+                # up before the window ends; Lambda itself looks once a second.
+                left = max(r.wake_at - self.env.clock.time(), 0.0)
+                stop.wait(min(left, max(interval, WINDOW_LOOK_S)))
+                continue
+            signals.wait(p.wake_names, seen, interval)
 
 
 def _child_main(app: Any, duration_s: float | None) -> None:
@@ -269,13 +286,17 @@ class Supervisor:
                     p.join(timeout=5)
 
 
-def start_background(app: Any, workers: int) -> tuple[threading.Event, threading.Thread, Supervisor | None]:
+def start_background(
+    app: Any, workers: int, *, processes: bool = False
+) -> tuple[threading.Event, threading.Thread, Supervisor | None]:
     """Run ``app`` on a background thread while the caller produces load: in this process for
-    one worker, or as supervised worker processes (which chaos can kill) for more. Set the
-    returned event and join the thread to stop."""
+    one worker, or as supervised worker processes (which chaos can kill) for more, or always
+    as processes with ``processes=True`` (the caller's own Python work then does not compete
+    with the workers' for one interpreter lock). Set the returned event and join the thread
+    to stop."""
     stop = threading.Event()
     sup: Supervisor | None = None
-    if workers > 1:
+    if workers > 1 or processes:
         sup = Supervisor(app, workers)
         thread = threading.Thread(target=sup.run, args=(stop,), daemon=True)
     else:

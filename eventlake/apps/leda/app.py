@@ -104,7 +104,7 @@ def build_app(
             if r["eventName"] in ("MODIFY", "REMOVE"):
                 deltas[_leaf(ddb["OldImage"])] -= Decimal(ddb["OldImage"]["Value"]["N"])
         message = json.dumps({"deltas": {k: str(v) for k, v in deltas.items()}, COUNT_KEY: count})
-        batch_id = hashlib.sha256(json.dumps(event["Records"], sort_keys=True).encode()).hexdigest()
+        batch_id = _batch_hash(hashlib.sha256(), event["Records"])
         try:
             reduce_table.put(
                 {"MessageId": batch_id, "Message": message}, condition="attribute_not_exists(MessageId)"
@@ -147,12 +147,22 @@ def build_app(
         )
         token = None
         if mode == "lab2":
-            token = hashlib.md5(json.dumps(event["Records"], sort_keys=True).encode()).hexdigest()
+            token = _batch_hash(hashlib.md5(), event["Records"])
         app.transact(actions, token=token)
         if rng.random() < rate("reduce"):
             raise InjectedFailure("reduce failed after its transaction committed")
 
     return app
+
+
+def _batch_hash(h: Any, records: list[dict[str, Any]]) -> str:
+    """A hash of the batch (the workshop hashes the whole event): the records' event ids and
+    sequence numbers identify them, and a retried batch has the same ones. Hashing the ids
+    instead of the JSON of 10,000 records cost a tenth of map's time."""
+    for r in records:
+        h.update(r["eventID"].encode())
+        h.update(r["dynamodb"]["SequenceNumber"].encode())
+    return str(h.hexdigest())
 
 
 def _leaf(image: dict[str, Any]) -> str:

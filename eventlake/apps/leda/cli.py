@@ -25,7 +25,7 @@ LAST_RUN = Path(".eventlake/leda-last.json")
 
 def _view(app: Any, gen: Generator, run: LedaRun, started: float) -> Group:
     agg = aggregates(app)
-    m = app.metrics()["functions"]
+    m = app.worker_metrics()["functions"]
     lag = app.lag()
     elapsed = max(time.monotonic() - started, 1e-6)
     produced = gen.rounds * gen.records_per_round()

@@ -56,7 +56,9 @@ class LedaRun:
         app = self.build()
         set_failures(app, self.failure_rates if self.failures else None)
         gen = Generator(seed=self.seed, hard=self.hard, batches=self.batches, per_batch=self.per_batch)
-        stop, runner, sup = start_background(app, max(self.workers, 2 if self.chaos else 1))
+        # Workers are processes even when there is one: the generator is the workshop's
+        # separate producer, and chaos can kill a lone worker as well as one of several.
+        stop, runner, sup = start_background(app, self.workers, processes=True)
         chaos_rng = random.Random(self.seed + 1)
         incoming = app.stream("IncomingDataStream", shards=4)
         try:
@@ -90,20 +92,25 @@ class LedaRun:
         gen: Generator,
         timeout_s: float = 600,
     ) -> None:
+        # Lag is read upstream first and every stage writes downstream before it moves its
+        # checkpoint, so one reading of zero everywhere means done; a second one 20 ms later
+        # is only a margin.
         deadline = time.monotonic() + timeout_s
         quiet = 0
+        last_chaos = time.monotonic()
         while time.monotonic() < deadline:
             lag = app.lag()
             if all(v == 0 for v in lag.values()):
                 quiet += 1
-                if quiet >= 3:
+                if quiet >= 2:
                     return
             else:
                 quiet = 0
-                chaos_now = self.chaos and sup is not None and rng.random() < 0.1
-                if chaos_now and sup is not None and sup.kill_one(rng):
-                    self.kills += 1
+                if self.chaos and sup is not None and time.monotonic() - last_chaos >= 0.1:
+                    last_chaos = time.monotonic()
+                    if rng.random() < 0.1 and sup.kill_one(rng):
+                        self.kills += 1
             if on_progress:
                 on_progress(app, gen, self)
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise TimeoutError(f"leda: pipeline still busy after {timeout_s}s: {app.lag()}")
