@@ -30,6 +30,11 @@ class Settings:
     lease_ttl_s: float = 10.0
     # How often an idle poller looks for new work when no in-process signal wakes it.
     poll_interval_s: float = 0.02
+    # Invocations one worker process runs at a time. Python handlers share one interpreter
+    # lock, so running several at once only slows each; and an atomic handler holds the
+    # database's write lock while it runs, which a competing thread stretches for everyone.
+    # Raise it for handlers that spend their time waiting on the network.
+    worker_concurrency: int = 1
     log_format: str = "text"  # "text" (Lambda's classic lines) or "json" (Lambda's JSON format)
     log_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -58,12 +63,22 @@ class Settings:
         out: dict[str, Any] = {}
         for name, value in values.items():
             default = getattr(cls, name, None)
+            if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"setting {name} must be a whole number, got {value!r}") from None
             if isinstance(default, float) and not isinstance(value, float):
                 try:
                     value = float(value)
                 except (TypeError, ValueError):
                     raise ConfigError(f"setting {name} must be a number, got {value!r}") from None
             out[name] = value
+        concurrency = out.get("worker_concurrency", 1)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 1024:
+            raise ConfigError(
+                f"setting worker_concurrency must be a whole number 1-1024, got {concurrency!r}"
+            )
         if out.get("log_format", "text") not in ("text", "json"):
             raise ConfigError(f"setting log_format must be 'text' or 'json', got {out['log_format']!r}")
         return cls(**out)

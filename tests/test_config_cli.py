@@ -31,6 +31,15 @@ def test_unknown_and_bad_settings_are_errors(tmp_path) -> None:
         Settings.load(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         Settings.load(tmp_path / "missing.toml")
+    with pytest.raises(ConfigError, match="worker_concurrency must be a whole number 1-1024, got 0"):
+        Settings.load(worker_concurrency=0)
+    with pytest.raises(ConfigError, match="worker_concurrency must be a whole number, got 'many'"):
+        Settings.load(worker_concurrency="many")
+
+
+def test_worker_concurrency_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("EVENTLAKE_WORKER_CONCURRENCY", "4")
+    assert Settings.load().worker_concurrency == 4
 
 
 def test_load_app_from_file_and_errors(tmp_path) -> None:

@@ -589,3 +589,41 @@ def test_merge_snapshots_adds_counts_and_weights_averages() -> None:
     assert f["invocations"] == 4 and f["records"] == 40 and f["errors"] == 2
     assert f["duration_ms_avg"] == 4.0 and f["duration_ms_p99"] == 50.0
     assert merged["counters"] == {"f.partial_failures": 2}
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_worker_runs_at_most_worker_concurrency_invocations_at_once(app_factory, concurrency: int) -> None:
+    """Three shards' handlers in one worker process: never more at once than the setting."""
+    import threading
+
+    app = app_factory("gate", worker_concurrency=concurrency)
+    s = app.stream("in", shards=3)
+    running = 0
+    peak = 0
+    done = 0
+    lock = threading.Lock()
+
+    @app.on_stream(s, batch_size=1)
+    def fn(event, context):
+        nonlocal running, peak, done
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+            done += 1
+
+    for i in range(12):
+        s.put(str(i), f"key-{i}")
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while done < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert done == 12 and 1 <= peak <= concurrency
