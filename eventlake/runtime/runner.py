@@ -4,8 +4,9 @@ One worker process runs one thread per poller plus a keeper thread that balances
 renews them, fires schedules and trims streams. The pollers take turns through a gate of
 ``worker_concurrency`` places (default 1): with a thread per shard all running Python at
 once, an atomic handler held the database's write lock twice as long as its own work took,
-and a 40,000-record leda round ran 1.4× (atomic) to 1.8× (lab2) slower than with turns. Several workers share the work through
-leases (see ``leases.py``); the supervising process restarts a worker that dies.
+and a 40,000-record leda round ran 1.4× (atomic) to 1.8× (lab2) slower than with turns.
+Several workers share the work through leases (see ``leases.py``); the supervising process
+restarts a worker that dies.
 """
 
 from __future__ import annotations
