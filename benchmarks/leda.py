@@ -61,6 +61,10 @@ def one(backend: str, mode: str, workers: int, records: int, tmp: str) -> tuple[
             state_url=url,
             lake_url=f"file://{tmp}/lake",
             map_window_s=0.5,
+            # The workshop's state function skips records older than 60 s. A round that takes
+            # longer than that on a slow backend would score 0 for its tail; this measures
+            # throughput, so the rule is relaxed to an hour (and every round must score 100).
+            stale_after_s=3600.0,
             settings={"poll_interval_s": 0.005},
         )
         [result] = run.run()

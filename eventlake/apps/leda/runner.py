@@ -37,6 +37,7 @@ class LedaRun:
     state_url: str | None = None
     lake_url: str | None = None
     map_window_s: float = 3.0
+    stale_after_s: float = 60.0  # the workshop's rule: state skips records older than this
     failure_rates: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FAILURES))
     settings: dict[str, Any] = field(default_factory=dict)
     results: list[RoundResult] = field(default_factory=list)
@@ -48,6 +49,7 @@ class LedaRun:
             state_url=self.state_url,
             lake_url=self.lake_url,
             map_window_s=self.map_window_s,
+            stale_after_s=self.stale_after_s,
             seed=self.seed,
             **self.settings,
         )
