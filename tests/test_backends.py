@@ -183,3 +183,39 @@ def test_sqlite_checkpoints_run_off_the_committing_thread(sqlite_url: str) -> No
     assert os.path.getsize(path) >= 600 * 2048
     assert backend.transaction(lambda t: t.item_get("tbl", b"599", b"")) == blob
     backend.close()
+
+
+def test_a_transaction_reads_its_own_writes(backend: StateBackend) -> None:
+    """Item writes and log appends may be kept behind and sent in batches (SQLite); every read
+    inside the transaction still sees them, in order, and a rollback sends none of them."""
+
+    def run(t):
+        t.item_put("tbl", b"p", b"a", b"1")
+        assert t.item_get("tbl", b"p", b"a") == b"1"
+        t.item_put("tbl", b"p", b"a", b"2")
+        t.item_put("tbl", b"p", b"b", b"3")
+        assert t.item_get("tbl", b"p", b"a") == b"2"
+        t.item_delete("tbl", b"p", b"b")
+        assert t.item_get("tbl", b"p", b"b") is None
+        assert t.item_get("tbl", b"p", b"c") is None
+        assert [sk for sk, _ in t.item_range("tbl", b"p", after=None, forward=True, limit=10)] == [b"a"]
+        first = t.log_append("s", 0, [("k", b"x", 1.0), ("k", b"y", 2.0)])
+        assert t.log_append("s", 0, [("k", b"z", 3.0)]) == first + 2
+        assert [r.data for r in t.log_read("s", 0, 0, 10)] == [b"x", b"y", b"z"]
+        assert t.log_last_seq("s", 0) == first + 2
+        t.item_put("tbl", b"p", b"d", b"4")  # kept behind until commit
+
+    backend.transaction(run)
+    assert backend.transaction(lambda t: t.item_get("tbl", b"p", b"a")) == b"2"
+    assert backend.transaction(lambda t: t.item_get("tbl", b"p", b"d")) == b"4"
+    assert backend.transaction(lambda t: t.item_get("tbl", b"p", b"b")) is None
+
+    def fails(t):
+        t.item_put("tbl", b"p", b"e", b"5")
+        t.log_append("s", 0, [("k", b"w", 4.0)])
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        backend.transaction(fails)
+    assert backend.transaction(lambda t: t.item_get("tbl", b"p", b"e")) is None
+    assert [r.data for r in backend.transaction(lambda t: t.log_read("s", 0, 0, 10))] == [b"x", b"y", b"z"]
