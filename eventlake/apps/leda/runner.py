@@ -44,6 +44,11 @@ class LedaRun:
     kills: int = 0
 
     def build(self) -> App:
+        settings = dict(self.settings)
+        if self.chaos:
+            # A killed worker's shards wait for its leases to expire; chaos kills about once a
+            # second, so leases of 2 s (renewed every 0.5 s) keep the pipeline moving.
+            settings.setdefault("lease_ttl_s", 2.0)
         return build_app(
             self.mode,
             state_url=self.state_url,
@@ -51,7 +56,7 @@ class LedaRun:
             map_window_s=self.map_window_s,
             stale_after_s=self.stale_after_s,
             seed=self.seed,
-            **self.settings,
+            **settings,
         )
 
     def run(self, on_progress: Callable[[App, Generator, LedaRun], None] | None = None) -> list[RoundResult]:
