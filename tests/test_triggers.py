@@ -199,42 +199,37 @@ def test_max_record_age_discards_old_records(app_factory, clock: ManualClock) ->
     assert dest.receive()[0].json()["requestContext"]["condition"] == "RecordAgeExceeded"
 
 
-def test_batching_window_waits_for_more_records(app_factory, clock: ManualClock) -> None:
+def _windowed(app_factory, clock: ManualClock, batch_size: int) -> tuple[Any, list[list[str]], Any]:
+    """A stream, the batches its 5-second-window function received, and the poller, leased."""
     app = app_factory("win", clock=clock, lease_ttl_s=60)
     s = app.stream("in")
     batches: list[list[str]] = []
 
-    @app.on_stream(s, batch_size=100, batching_window_s=5)
+    @app.on_stream(s, batch_size=batch_size, batching_window_s=5)
     def fn(event, context):
         batches.append(_data(event))
 
-    s.put("a", "k")
     rt = app.runtime()
     for p in rt.stream_pollers:
         rt.leases.try_acquire(p.name)
-    assert not rt.stream_pollers[0].poll_once().worked  # window still open
+    return s, batches, rt.stream_pollers[0]
+
+
+def test_batching_window_waits_for_more_records(app_factory, clock: ManualClock) -> None:
+    s, batches, poller = _windowed(app_factory, clock, 100)
+    s.put("a", "k")
+    assert not poller.poll_once().worked  # window still open
     clock.advance(2)
     s.put("b", "k")
     clock.advance(3.5)
-    assert rt.stream_pollers[0].poll_once().worked
+    assert poller.poll_once().worked
     assert batches == [["a", "b"]]
 
 
 def test_batching_window_reads_on_from_where_it_stopped(app_factory, clock: ManualClock) -> None:
     """Rows read while the window is open are kept; a batch that fills up goes at once, in
     order, and the rest waits for the next window."""
-    app = app_factory("win2", clock=clock, lease_ttl_s=60)
-    s = app.stream("in")
-    batches: list[list[str]] = []
-
-    @app.on_stream(s, batch_size=3, batching_window_s=5)
-    def fn(event, context):
-        batches.append(_data(event))
-
-    rt = app.runtime()
-    for p in rt.stream_pollers:
-        rt.leases.try_acquire(p.name)
-    poller = rt.stream_pollers[0]
+    s, batches, poller = _windowed(app_factory, clock, 3)
     s.put("a", "k")
     assert not poller.poll_once().worked
     s.put("b", "k")

@@ -287,27 +287,19 @@ def _walk(v: Any, path: str, key: str | int, depth: int) -> tuple[Any, dict[str,
     if v is None:
         return None, {"NULL": True}, 1
     if t is dict and depth < MAX_DEPTH:
-        here = _child(path, key)
-        out: dict[str, Any] = {}
-        avs: dict[str, Any] = {}
-        size = 3
-        for k, x in v.items():
-            if type(k) is not str:
-                raise ValidationError(f"{here or 'item'}: map keys must be strings, got {k!r}")
-            out[k], avs[k], n = _walk(x, here, k, depth + 1)
-            size += 1 + _text_len(k) + n
-        return out, {"M": avs}, size
+        out, avs, size = _walk_map(v, _child(path, key), depth + 1)
+        return out, {"M": avs}, 3 + len(v) + size  # a map: 3 bytes plus 1 per element
     if t is list and depth < MAX_DEPTH:
         here = _child(path, key)
-        items = []
-        ltems = []
+        values = []
+        avs_list = []
         size = 3
         for i, x in enumerate(v):
             a, b, n = _walk(x, here, i, depth + 1)
-            items.append(a)
-            ltems.append(b)
+            values.append(a)
+            avs_list.append(b)
             size += 1 + n
-        return items, {"L": ltems}, size
+        return values, {"L": avs_list}, size
     n = normalize(v, _child(path, key), depth)  # the rare types, and the errors
     av, size = encode_value(n)
     return n, av, size
@@ -320,13 +312,18 @@ def prepare_item(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     two walks were a third of a conditional put's cost."""
     if type(item) is not dict:
         raise ValidationError(f"an item must be a dict, got {type(item).__name__}")
+    return _walk_map(item, "", 1)
+
+
+def _walk_map(value: dict[Any, Any], here: str, depth: int) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """A map's entries walked: (normalised, attribute values, names' and values' sizes)."""
     out: dict[str, Any] = {}
     avs: dict[str, Any] = {}
     size = 0
-    for k, v in item.items():
+    for k, x in value.items():
         if type(k) is not str:
-            raise ValidationError(f"item: map keys must be strings, got {k!r}")
-        out[k], avs[k], n = _walk(v, "", k, 1)
+            raise ValidationError(f"{here or 'item'}: map keys must be strings, got {k!r}")
+        out[k], avs[k], n = _walk(x, here, k, depth)
         size += _text_len(k) + n
     return out, avs, size
 
