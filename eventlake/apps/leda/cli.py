@@ -97,9 +97,12 @@ def run(
 
     def progress(app: Any, gen: Generator, run: LedaRun) -> None:
         now = time.monotonic()
-        if now - holder["last"] < 0.25:
+        # A finished round is always shown: the live view's last frame must not be older
+        # than the score printed under it.
+        if now - holder["last"] < 0.25 and len(run.results) == holder.get("rounds", 0):
             return
         holder["last"] = now
+        holder["rounds"] = len(run.results)
         if live_ctx is not None:
             live_ctx.update(_view(app, gen, run, started))
 
