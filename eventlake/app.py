@@ -120,7 +120,10 @@ class App:
         )
         self.name = name
         state = state_obj or open_state_backend(self.settings.state_url)
-        self.env = Env(name, state, self.settings, clock=clock or Clock())
+        streams = None
+        if self.settings.stream_url and self.settings.stream_url != self.settings.state_url:
+            streams = open_state_backend(self.settings.stream_url)
+        self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
         self._lake_obj = lake_obj
         self._lake: Lake | None = None
         self._catalog: Any = None
@@ -421,6 +424,8 @@ class App:
         from .resources.env import Signals
 
         self.env.state.reset_after_fork()
+        if self.env.streams is not None:
+            self.env.streams.reset_after_fork()
         self.env.signals = Signals()
         self._runtime = None
         if self._sql is not None:
@@ -439,6 +444,8 @@ class App:
             except Exception:
                 pass
         self.env.state.close()
+        if self.env.streams is not None:
+            self.env.streams.close()
 
     def __enter__(self) -> App:
         return self

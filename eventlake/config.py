@@ -19,6 +19,9 @@ from .errors import ConfigError
 @dataclass
 class Settings:
     state_url: str = "sqlite:///.eventlake/state.db"
+    # Where streams keep their records; unset, in the state backend. Any state backend URL
+    # works (a second SQLite file spares the streams' writers the state database's write lock).
+    stream_url: str | None = None
     lake_url: str = "file://./lake"
     warehouse_path: str = ".eventlake/warehouse.duckdb"
     region: str = "us-east-1"

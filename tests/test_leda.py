@@ -19,7 +19,7 @@ def _drain_round(app, gen: Generator) -> None:
     app.drain(timeout_s=300)
 
 
-def _fast(state_url: str, tmp_path: Path, mode: str):
+def _fast(state_url: str, tmp_path: Path, mode: str, **settings):
     return build_app(
         mode,
         state_url=state_url,
@@ -27,6 +27,7 @@ def _fast(state_url: str, tmp_path: Path, mode: str):
         seed=3,
         retry_backoff_s=0.001,
         retry_backoff_max_s=0.005,
+        **settings,
     )
 
 
@@ -72,6 +73,23 @@ def test_rounds_with_failures_score_100(state_url: str, tmp_path: Path, mode: st
     app.close()
 
 
+@pytest.mark.parametrize("mode", ["lab2", "atomic"])
+def test_rounds_with_the_stream_on_another_engine_score_100(
+    sqlite_url: str, postgres_url: str, tmp_path: Path, mode: str
+) -> None:
+    """IncomingDataStream on PostgreSQL, the tables and checkpoints in SQLite: the engine that
+    carries the stream does not change the totals."""
+    app = _fast(sqlite_url, tmp_path, mode, stream_url=postgres_url)
+    set_failures(app, {"state": 0.05, "map": 0.10, "reduce": 0.10})
+    gen = Generator(seed=6, hard=True, batches=15, per_batch=40)
+    for _ in range(2):
+        _drain_round(app, gen)
+        score = score_round(gen.expected(), aggregates(app), gen.effects)
+        assert score.ok, score.rows
+        assert score.actual_count == score.expected_count
+    app.close()
+
+
 def test_easy_round_without_failures_scores_100_in_lab1(state_url: str, tmp_path: Path) -> None:
     app = _fast(state_url, tmp_path, "lab1")
     gen = Generator(seed=2, batches=10)
@@ -113,7 +131,14 @@ def test_chaos_kills_of_a_lone_worker_do_not_change_totals(sqlite_url: str, tmp_
     _chaos_round(sqlite_url, tmp_path, "atomic", workers=1)
 
 
-def _chaos_round(state_url: str, tmp_path: Path, mode: str, *, workers: int) -> None:
+@pytest.mark.parametrize("mode", ["lab2", "atomic"])
+def test_chaos_with_the_stream_in_its_own_sqlite_file(sqlite_url: str, tmp_path: Path, mode: str) -> None:
+    _chaos_round(sqlite_url, tmp_path, mode, workers=2, stream_url=f"sqlite:///{tmp_path}/streams.db")
+
+
+def _chaos_round(
+    state_url: str, tmp_path: Path, mode: str, *, workers: int, stream_url: str | None = None
+) -> None:
     run = LedaRun(
         mode=mode,
         rounds=2,
@@ -127,7 +152,12 @@ def _chaos_round(state_url: str, tmp_path: Path, mode: str, *, workers: int) -> 
         state_url=state_url,
         lake_url=f"file://{tmp_path}/lake",
         map_window_s=0.2,
-        settings={"lease_ttl_s": 1.0, "retry_backoff_s": 0.005, "poll_interval_s": 0.01},
+        settings={
+            "lease_ttl_s": 1.0,
+            "retry_backoff_s": 0.005,
+            "poll_interval_s": 0.01,
+            "stream_url": stream_url,
+        },
     )
     results = run.run()
     assert run.kills > 0

@@ -135,3 +135,42 @@ def test_shard_for_spreads_keys() -> None:
     for i in range(4000):
         counts[shard_for(f"key-{i}", 4)] += 1
     assert min(counts) > 800
+
+
+@pytest.mark.parametrize("streams", ["sqlite", "postgres"])
+def test_streams_in_their_own_backend(sqlite_url: str, tmp_path, streams: str, request) -> None:
+    """``stream_url`` puts the stream's records in another backend (here a second SQLite file,
+    or PostgreSQL under a SQLite state); checkpoints stay in the state backend, triggers, lag
+    and atomic handlers work as before."""
+    from eventlake.backends import open_state_backend
+
+    stream_url = (
+        f"sqlite:///{tmp_path}/streams.db" if streams == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    app = App("sep", state_url=sqlite_url, stream_url=stream_url, lake_url=f"file://{tmp_path}/lake")
+    s = app.stream("in", shards=2)
+    totals = app.table("totals", key="k")
+    seen: list[str] = []
+
+    @app.on_stream(s, batch_size=10, atomic=True)
+    def count(event, context):
+        for r in event["Records"]:
+            seen.append(r["kinesis"]["partitionKey"])
+            totals.update({"k": "n"}, "ADD c :one", values={":one": 1})
+
+    s.put_many([{"data": b"x", "partition_key": f"p{i}"} for i in range(25)])
+    assert sum(app.lag().values()) == 25
+    app.drain()
+    assert sorted(seen) == sorted(f"p{i}" for i in range(25))
+    assert totals.get({"k": "n"})["c"] == 25 and app.lag() == {"count": 0}
+    state = open_state_backend(sqlite_url)
+    other = open_state_backend(stream_url)
+    try:
+        assert sum(state.transaction(lambda t, i=i: t.log_last_seq(s.log, i)) for i in range(2)) == 0
+        assert sum(other.transaction(lambda t, i=i: t.log_last_seq(s.log, i)) for i in range(2)) == 25
+        assert state.transaction(lambda t: t.kv_list("ckpt"))  # checkpoints in the state backend
+        assert other.transaction(lambda t: t.kv_list("ckpt")) == []
+    finally:
+        state.close()
+        other.close()
+    app.close()

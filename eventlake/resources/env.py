@@ -103,6 +103,11 @@ class Env:
     lake: ObjectStore | None = None
     clock: Clock = field(default_factory=Clock)
     signals: Signals = field(default_factory=Signals)
+    streams: StateBackend | None = None  # where stream records live; None: in ``state``
+
+    @property
+    def stream_store(self) -> StateBackend:
+        return self.streams if self.streams is not None else self.state
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")

@@ -127,6 +127,9 @@ class Stream:
         self.shards = shards
         self.retention_hours = retention_hours
         self.log = log_name or f"stream:{name}"
+        # The records (and the stream's declaration) live in the stream store: the state
+        # backend unless ``stream_url`` names another. Consumers' checkpoints stay in state.
+        self.store = env.stream_store
         self._declare()
 
     def _declare(self) -> None:
@@ -137,14 +140,14 @@ class Stream:
                 return None
             return txn.kv_get("meta", self.log)
 
-        existing = self.env.state.transaction(declare)
+        existing = self.store.transaction(declare)
         if existing is not None and json.loads(existing)["shards"] != self.shards:
             raise ValidationError(
                 f"stream {self.name!r} already exists with {json.loads(existing)['shards']} "
                 f"shards; resharding is not supported, declare it with that count"
             )
         if existing is not None and existing != meta:
-            self.env.state.transaction(lambda t: t.kv_put("meta", self.log, meta))
+            self.store.transaction(lambda t: t.kv_put("meta", self.log, meta))
 
     @property
     def shard_ids(self) -> list[str]:
@@ -179,7 +182,7 @@ class Stream:
     def put(self, data: Any, partition_key: str, *, explicit_hash_key: str | None = None) -> PutResult:
         shard, pk, payload = self._prepare(data, partition_key, explicit_hash_key)
         ts = self.env.clock.time()
-        seq = self.env.state.transaction(lambda t: t.log_append(self.log, shard, [(pk, payload, ts)]))
+        seq = self.store.transaction(lambda t: t.log_append(self.log, shard, [(pk, payload, ts)]))
         self.env.signals.notify(self.log)
         return PutResult(shard_id(shard), format_seq(seq))
 
@@ -237,7 +240,7 @@ class Stream:
             }
 
         if by_shard:
-            firsts = self.env.state.transaction(write)
+            firsts = self.store.transaction(write)
             for shard, rows in by_shard.items():
                 sid = shard_id(shard)
                 first = firsts[shard]
@@ -271,7 +274,7 @@ class Stream:
                 if not self._expired(r.ts)
             ]
 
-        return self.env.state.transaction(rd, readonly=True)
+        return self.store.transaction(rd, readonly=True)
 
     def start_after(
         self, txn: Any, idx: int, position: str, sequence_number: str | None, timestamp: float | None
@@ -305,12 +308,12 @@ class Stream:
     def trim(self) -> int:
         """Delete records past retention (the runtime calls this periodically)."""
         cutoff = self.env.clock.time() - self.retention_hours * 3600
-        return self.env.state.transaction(lambda t: t.log_trim(self.log, cutoff))
+        return self.store.transaction(lambda t: t.log_trim(self.log, cutoff))
 
     def pending(self, checkpoints: Iterable[int]) -> int:
         """Records after the given per-shard checkpoints (for lag displays)."""
         cps = list(checkpoints)
-        return self.env.state.transaction(
+        return self.store.transaction(
             lambda t: sum(max(0, t.log_last_seq(self.log, i) - cps[i]) for i in range(self.shards)),
             readonly=True,
         )

@@ -73,6 +73,7 @@ class StreamPoller:
         self.fn = fn
         self.m = mapping
         self.src = source
+        self.store = source.store if source.store is not None else rt.env.state
         self.shard = shard
         self.slot = slot
         self.name = f"esm:{fn.name}:{source.log}:{shard}:{slot}"
@@ -99,20 +100,25 @@ class StreamPoller:
         return int(seq), int(end) if end else None
 
     def _init_checkpoint(self) -> int:
+        def position(txn: Any) -> int:
+            pos = self.m.starting_position.upper()
+            if pos == "TRIM_HORIZON":
+                return 0
+            if pos == "LATEST":
+                return int(txn.log_last_seq(self.src.log, self.shard))
+            first = txn.log_first_seq_at(self.src.log, self.shard, self.m.starting_timestamp)
+            return int(txn.log_last_seq(self.src.log, self.shard)) if first is None else first - 1
+
+        # The log may live in another backend than the checkpoint: find the position first,
+        # then store it unless another worker stored one meanwhile.
+        start = self.store.transaction(position, readonly=True)
+
         def run(txn: Any) -> int:
             raw = txn.kv_get("ckpt", self.name, lock=True)
             if raw is not None:
                 return int(raw.partition(":")[0])
-            pos = self.m.starting_position.upper()
-            if pos == "TRIM_HORIZON":
-                seq = 0
-            elif pos == "LATEST":
-                seq = txn.log_last_seq(self.src.log, self.shard)
-            else:
-                first = txn.log_first_seq_at(self.src.log, self.shard, self.m.starting_timestamp)
-                seq = txn.log_last_seq(self.src.log, self.shard) if first is None else first - 1
-            txn.kv_put("ckpt", self.name, str(seq))
-            return seq
+            txn.kv_put("ckpt", self.name, str(start))
+            return start
 
         return self.env.state.transaction(run)
 
@@ -164,7 +170,7 @@ class StreamPoller:
             rows, end, size = [], after, 0
         simple = self.m.parallelization_factor == 1 and type(self.src).matches is Source.matches
         while len(rows) < want and not self._full:
-            chunk = self.env.state.transaction(
+            chunk = self.store.transaction(
                 lambda t, a=end: t.log_read(self.src.log, self.shard, a, min(max(want, 100), 2000)),
                 readonly=True,
             )
@@ -196,7 +202,7 @@ class StreamPoller:
         if self.segments:
             return True
         ck = self._checkpoint()
-        last = self.env.state.transaction(lambda t: t.log_last_seq(self.src.log, self.shard), readonly=True)
+        last = self.store.transaction(lambda t: t.log_last_seq(self.src.log, self.shard), readonly=True)
         return last > ck
 
     # -- the loop body

@@ -82,13 +82,10 @@ class Runtime:
         """
         out: dict[str, int] = {}
         for p in self.stream_pollers:
-
-            def run(txn: Any, p: Any = p) -> int:
-                raw = txn.kv_get("ckpt", p.name)
-                ck = int(raw.partition(":")[0]) if raw else 0
-                return max(0, txn.log_last_seq(p.src.log, p.shard) - ck)
-
-            out[p.fn.name] = out.get(p.fn.name, 0) + self.env.state.transaction(run, readonly=True)
+            raw = self.env.state.transaction(lambda t, p=p: t.kv_get("ckpt", p.name), readonly=True)
+            ck = int(raw.partition(":")[0]) if raw else 0
+            last = p.store.transaction(lambda t, p=p: t.log_last_seq(p.src.log, p.shard), readonly=True)
+            out[p.fn.name] = out.get(p.fn.name, 0) + max(0, last - ck)
         for q in self.queue_pollers:
             out.setdefault(q.fn.name, len(q.queue))
         return out

@@ -22,6 +22,7 @@ class Source:
     log = ""
     shards = 1
     failure_kind = "async"  # "kinesis" | "dynamodb" | "async"
+    store: Any = None  # the backend holding ``log``; None: the state backend
 
     def matches(self, row: LogRow) -> bool:
         return True
@@ -45,6 +46,7 @@ class KinesisSource(Source):
         self.stream = stream
         self.log = stream.log
         self.shards = stream.shards
+        self.store = stream.store
 
     @property
     def arn(self) -> str:

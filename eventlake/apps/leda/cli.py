@@ -61,6 +61,10 @@ def run(
     per_batch: Annotated[int, typer.Option(help="records per batch (workshop: 40)")] = 40,
     seed: Annotated[int, typer.Option(help="generator seed")] = 1,
     state_url: Annotated[str | None, typer.Option(help="state backend URL")] = None,
+    stream_url: Annotated[
+        str | None,
+        typer.Option(help="backend for the stream's records (default: a second SQLite file)"),
+    ] = None,
     map_window: Annotated[float, typer.Option(help="map batching window, seconds")] = 3.0,
     live: Annotated[bool, typer.Option(help="live view")] = True,
 ) -> None:
@@ -71,11 +75,16 @@ def run(
     from ...cli import log_to_file
 
     log_to_file(".eventlake/logs/leda.log")
-    state_url = state_url or "sqlite:///.eventlake/leda.db"
-    if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
-        from ...backends.sqlite import remove_files
+    if state_url is None:
+        # The embedded default: tables and checkpoints in one SQLite file, the stream's records
+        # in a second, so the generator's puts never wait for the pipeline's write lock.
+        state_url = "sqlite:///.eventlake/leda.db"
+        stream_url = stream_url or "sqlite:///.eventlake/leda-streams.db"
+    for url in (state_url, stream_url):
+        if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            from ...backends.sqlite import remove_files
 
-        remove_files(state_url)
+            remove_files(url)
     r = LedaRun(
         mode=mode,
         rounds=rounds,
@@ -88,7 +97,7 @@ def run(
         seed=seed,
         state_url=state_url,
         map_window_s=map_window,
-        settings={"poll_interval_s": 0.01},
+        settings={"poll_interval_s": 0.01, "stream_url": stream_url},
     )
     started = time.monotonic()
     use_live = live and console.is_terminal
