@@ -62,15 +62,18 @@ def test_generator_is_reproducible() -> None:
 @pytest.mark.parametrize("mode", ["lab2", "atomic"])
 def test_rounds_with_failures_score_100(state_url: str, tmp_path: Path, mode: str, hard: bool) -> None:
     app = _fast(state_url, tmp_path, mode)
+    _rounds_with_failures_score_100(app, Generator(seed=5, hard=hard, batches=15, per_batch=40), 3)
+    assert app.metrics()["functions"]["reduce"]["errors"] > 0  # failures really happened
+    app.close()
+
+
+def _rounds_with_failures_score_100(app, gen: Generator, rounds: int) -> None:
     set_failures(app, {"state": 0.05, "map": 0.10, "reduce": 0.10})
-    gen = Generator(seed=5, hard=hard, batches=15, per_batch=40)
-    for _ in range(3):
+    for _ in range(rounds):
         _drain_round(app, gen)
         score = score_round(gen.expected(), aggregates(app), gen.effects)
         assert score.ok, score.rows
         assert score.actual_count == score.expected_count  # none lost, none double counted
-    assert app.metrics()["functions"]["reduce"]["errors"] > 0  # failures really happened
-    app.close()
 
 
 @pytest.mark.parametrize("mode", ["lab2", "atomic"])
@@ -80,13 +83,7 @@ def test_rounds_with_the_stream_on_another_engine_score_100(
     """IncomingDataStream on PostgreSQL, the tables and checkpoints in SQLite: the engine that
     carries the stream does not change the totals."""
     app = _fast(sqlite_url, tmp_path, mode, stream_url=postgres_url)
-    set_failures(app, {"state": 0.05, "map": 0.10, "reduce": 0.10})
-    gen = Generator(seed=6, hard=True, batches=15, per_batch=40)
-    for _ in range(2):
-        _drain_round(app, gen)
-        score = score_round(gen.expected(), aggregates(app), gen.effects)
-        assert score.ok, score.rows
-        assert score.actual_count == score.expected_count
+    _rounds_with_failures_score_100(app, Generator(seed=6, hard=True, batches=15, per_batch=40), 2)
     app.close()
 
 
