@@ -121,7 +121,7 @@ class App:
         self.name = name
         state = state_obj or open_state_backend(self.settings.state_url)
         streams = None
-        if self.settings.stream_url and self.settings.stream_url != self.settings.state_url:
+        if self.settings.stream_url and not _same_store(self.settings.stream_url, self.settings.state_url):
             streams = open_state_backend(self.settings.stream_url)
         self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
         self._lake_obj = lake_obj
@@ -247,7 +247,8 @@ class App:
 
     def atomically(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` so that every write it makes to this app's tables, queues and streams
-        commits together or not at all.
+        commits together or not at all (streams only while they live in the state backend:
+        with ``stream_url`` set, a stream put is its own commit).
 
         They all live in one state backend, so the transactional outbox needs no outbox: a
         conditional put into a ledger table and the queue message it justifies are one commit,
@@ -455,3 +456,17 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, state={self.settings.state_url!r})"
+
+
+def _same_store(a: str, b: str) -> bool:
+    """Whether two backend URLs name one store: two spellings of one SQLite file opened as two
+    backends would make a transaction on one wait for its own write lock on the other."""
+    if a == b:
+        return True
+    if a.startswith("sqlite:") and b.startswith("sqlite:"):
+        import os
+
+        from .backends.sqlite import path_from_url
+
+        return os.path.realpath(path_from_url(a)) == os.path.realpath(path_from_url(b))
+    return False

@@ -219,3 +219,36 @@ def test_a_transaction_reads_its_own_writes(backend: StateBackend) -> None:
         backend.transaction(fails)
     assert backend.transaction(lambda t: t.item_get("tbl", b"p", b"e")) is None
     assert [r.data for r in backend.transaction(lambda t: t.log_read("s", 0, 0, 10))] == [b"x", b"y", b"z"]
+
+
+def test_sqlite_fork_from_inside_a_transaction_does_not_deadlock(sqlite_url: str) -> None:
+    """A thread that forks inside its own transaction, while another thread waits for its
+    write lock, must not wait for that thread (which waits for it)."""
+    import multiprocessing
+
+    backend = open_state_backend(sqlite_url)
+    waiting = threading.Event()
+    done = threading.Event()
+
+    def other() -> None:
+        waiting.set()
+        backend.transaction(lambda t: t.kv_put("ns", "other", "x"))
+        done.set()
+
+    ctx = multiprocessing.get_context("fork")
+    exit_codes: list[int | None] = []
+
+    def fork_inside(t: object) -> None:
+        t.kv_put("ns", "forker", "x")  # type: ignore[attr-defined]
+        threading.Thread(target=other, daemon=True).start()
+        assert waiting.wait(10)
+        child = ctx.Process(target=int)  # touches no database
+        child.start()
+        child.join(20)
+        exit_codes.append(child.exitcode)
+
+    backend.transaction(fork_inside)
+    assert exit_codes == [0]
+    assert done.wait(20)
+    assert backend.transaction(lambda t: t.kv_get("ns", "other")) == "x"
+    backend.close()

@@ -174,3 +174,14 @@ def test_streams_in_their_own_backend(sqlite_url: str, tmp_path, streams: str, r
         state.close()
         other.close()
     app.close()
+
+
+def test_a_stream_url_naming_the_state_file_is_the_state_backend(tmp_path) -> None:
+    """Two spellings of one SQLite file must not become two backends (a transaction on one
+    would wait for its own write lock on the other)."""
+    import os
+
+    rel = os.path.relpath(tmp_path / "state.db")
+    app = App("same", state_url=f"sqlite:///{tmp_path}/state.db", stream_url=f"sqlite:///{rel}")
+    assert app.env.streams is None and app.stream("s").store is app.env.state
+    app.close()

@@ -30,6 +30,20 @@ def test_put_get_delete_round_trip_with_decimal_numbers(t) -> None:
     assert t.get({"id": "a"}) is None
 
 
+def test_put_refuses_bad_placeholder_maps_and_keys(t) -> None:
+    with pytest.raises(ValidationError, match="names must be a dict"):
+        t.put({"id": "a"}, names=[])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="unused in expressions"):
+        t.put({"id": "a"}, values={":v": 1})
+    with pytest.raises(ValidationError, match="Missing the key id"):
+        t.put({"other": "a"})
+    with pytest.raises(ValidationError, match="Type mismatch for key id expected: S actual: N"):
+        t.put({"id": 5})
+    with pytest.raises(ValidationError, match="cannot contain an empty string value"):
+        t.put({"id": ""})
+    assert t.count() == 0
+
+
 def test_conditional_put_attribute_not_exists(t) -> None:
     t.put({"id": "a", "v": 1}, condition="attribute_not_exists(id)")
     with pytest.raises(ConditionalCheckFailed) as e:

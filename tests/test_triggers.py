@@ -622,3 +622,33 @@ def test_a_worker_runs_at_most_worker_concurrency_invocations_at_once(app_factor
         stop.set()
         runner.join(30)
     assert done == 12 and 1 <= peak <= concurrency
+
+
+def test_the_worker_gate_serves_waiters_in_arrival_order() -> None:
+    import threading
+
+    from eventlake.runtime.runner import FairGate
+
+    gate = FairGate(1)
+    order: list[int] = []
+    gate.__enter__()
+    threads = []
+    for i in range(5):
+        ready = threading.Event()
+
+        def take(i: int = i, ready: threading.Event = ready) -> None:
+            ready.set()
+            with gate:
+                order.append(i)
+
+        t = threading.Thread(target=take)
+        t.start()
+        ready.wait(5)
+        deadline = time.monotonic() + 5
+        while len(gate._waiters) < i + 1 and time.monotonic() < deadline:  # queued in turn
+            time.sleep(0.001)
+        threads.append(t)
+    gate.__exit__(None, None, None)
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3, 4]

@@ -20,12 +20,13 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TransactionConflict
 from .base import Txn
 from .sql import Dialect, SqlBackend, SqlTxn
 
@@ -86,23 +87,34 @@ class _Checkpointer(threading.Thread):
 
     def __init__(self, backend: SqliteBackend) -> None:
         super().__init__(name="el-sqlite-checkpoint", daemon=True)
-        self.backend = backend
+        # A weak reference: a backend nobody closed must still be collectable, and its
+        # thread then ends.
+        self.backend = weakref.ref(backend)
+        self.path = backend.path
         self.pid = os.getpid()
 
+    def _writes(self) -> int | None:
+        b = self.backend()
+        if b is None or b._closed or os.getpid() != self.pid:
+            return None
+        return b._writes
+
     def run(self) -> None:
-        b = self.backend
         _GUARD.enter()  # opening a connection touches the lock bookkeeping a fork copies
         try:
-            conn = sqlite3.connect(b.path, isolation_level=None, check_same_thread=True, timeout=0)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True, timeout=0)
         finally:
             _GUARD.leave()
         seen = -1
         try:
-            while not b._closed and os.getpid() == self.pid:
+            while True:
                 time.sleep(CHECKPOINT_EVERY_S)
-                if b._writes == seen:
+                writes = self._writes()
+                if writes is None:
+                    break
+                if writes == seen:
                     continue
-                seen = b._writes
+                seen = writes
                 _GUARD.enter()
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -137,9 +149,10 @@ def _retry_locked(statement: Callable[[], object], path: str) -> None:
             if not deadline:
                 deadline = now + WRITE_WAIT_S
             elif now > deadline:
-                raise sqlite3.OperationalError(
-                    f"{path}: database is locked: another process held its write lock for more "
-                    f"than {WRITE_WAIT_S:.0f}s"
+                # Not an sqlite3 error: the transaction retry loop must not wait all over again.
+                raise TransactionConflict(
+                    f"{path}: another process held the database's write lock for more than "
+                    f"{WRITE_WAIT_S:.0f}s; is a worker stuck inside a transaction?"
                 ) from e
             time.sleep(delay)
             # Short sleeps while the wait is young: a worker's next transaction follows its
@@ -148,7 +161,11 @@ def _retry_locked(statement: Callable[[], object], path: str) -> None:
 
 
 class _ForkGuard:
-    """Transactions share it; a fork takes it alone (see the module docstring)."""
+    """Transactions share it; a fork takes it alone (see the module docstring).
+
+    A thread that forks from inside its own transaction is not made to wait: the other
+    threads' transactions may be waiting for it (for its write lock), and its own open
+    transaction is already what SQLite warns against; such a fork is as unsafe as before."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -163,23 +180,27 @@ class _ForkGuard:
                 while self._forking:
                     self._cond.wait()
                 self._active += 1
-        self._mine.depth = depth + 1
+                self._mine.depth = 1
+        else:
+            self._mine.depth = depth + 1
 
     def leave(self) -> None:
-        self._mine.depth -= 1
-        if self._mine.depth == 0:
+        depth = self._mine.depth - 1
+        if depth == 0:
             with self._cond:
+                self._mine.depth = 0
                 self._active -= 1
-                if self._active == 0:
+                if self._forking:
                     self._cond.notify_all()
+        else:
+            self._mine.depth = depth
 
     def before_fork(self) -> None:
         self._cond.acquire()
         self._forking = True
-        # A thread that forks from inside its own transaction cannot wait for itself.
-        mine = 1 if getattr(self._mine, "depth", 0) else 0
-        while self._active > mine:
-            self._cond.wait()
+        if not getattr(self._mine, "depth", 0):
+            while self._active:
+                self._cond.wait()
 
     def after_fork_parent(self) -> None:
         self._forking = False
@@ -187,7 +208,12 @@ class _ForkGuard:
         self._cond.release()
 
     def after_fork_child(self) -> None:
-        self.__init__()  # type: ignore[misc]  # no other thread exists in the child
+        # Only the forking thread exists in the child; it keeps its own place in the guard.
+        depth = getattr(self._mine, "depth", 0)
+        self.__init__()  # type: ignore[misc]
+        if depth:
+            self._active = 1
+            self._mine.depth = depth
 
 
 _GUARD = _ForkGuard()
@@ -200,6 +226,10 @@ os.register_at_fork(
 
 class SqliteBackend(SqlBackend):
     dialect = DIALECT
+    # With no busy handler, a read that meets another process's recovery or closing checkpoint
+    # is retried as a conflict (sleeps up to 0.2 s): this many attempts wait about 30 s, as
+    # SQLite's own handler did.
+    max_attempts = 160
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -246,10 +276,12 @@ class SqliteBackend(SqlBackend):
     def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:
         _GUARD.enter()
         try:
-            conn = self._conn()
-        except BaseException:
+            return self._guarded(fn, readonly)
+        finally:
             _GUARD.leave()
-            raise
+
+    def _guarded(self, fn: Callable[[Txn], T], readonly: bool) -> T:
+        conn = self._conn()
         lock = None if readonly else self._write_lock
         if lock is not None:
             lock.acquire()
@@ -268,16 +300,24 @@ class SqliteBackend(SqlBackend):
                 raise
             self._exit(token)
             conn.execute("COMMIT")
-            if not readonly:
-                self._writes += 1
-                if self._checkpointer is None or self._checkpointer.pid != os.getpid():
-                    self._checkpointer = _Checkpointer(self)
-                    self._checkpointer.start()
-            return result
         finally:
             if lock is not None:
                 lock.release()
-            _GUARD.leave()
+        if not readonly:
+            self._writes += 1
+            if self._checkpointer is None or self._checkpointer.pid != os.getpid():
+                self._start_checkpointer()
+        return result
+
+    def _start_checkpointer(self) -> None:
+        # After the commit, and never failing it: without the thread, commits checkpoint
+        # themselves at WAL_SELF_CHECKPOINT_PAGES.
+        try:
+            checkpointer = _Checkpointer(self)
+            checkpointer.start()
+        except RuntimeError:  # no more threads, or the interpreter is shutting down
+            return
+        self._checkpointer = checkpointer
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)

@@ -346,7 +346,7 @@ class Table:
             raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
         if return_values != "NONE":
             _check_return(return_values, ("NONE", "ALL_OLD"))
-        if condition is not None or names or values:
+        if condition is not None or names is not None or values is not None:
             validate_placeholders([condition], names, values)
         prepared = prepare_item(item if type(item) is dict else dict(item))
         new = prepared[0]

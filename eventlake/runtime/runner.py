@@ -11,6 +11,7 @@ restarts a worker that dies.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import multiprocessing
@@ -43,6 +44,33 @@ class DrainReport:
     seconds: float
 
 
+class FairGate:
+    """At most ``places`` holders at once, served in arrival order: a released place goes to
+    the longest waiter, so a poller that always has work cannot keep the others out (a
+    semaphore lets the releasing thread, which holds the interpreter, take it straight back)."""
+
+    def __init__(self, places: int) -> None:
+        self._lock = threading.Lock()
+        self._free = places
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()  # the place is handed over with the event
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._free += 1
+
+
 class Runtime:
     def __init__(self, app: Any, *, owner: str | None = None) -> None:
         self.app = app
@@ -54,7 +82,7 @@ class Runtime:
         self.queue_pollers: list[QueuePoller] = []
         self.tickers = []
         # See Settings.worker_concurrency: pollers of this process take turns through it.
-        self._gate = threading.BoundedSemaphore(self.env.settings.worker_concurrency)
+        self._gate = FairGate(self.env.settings.worker_concurrency)
         self._dlqs: dict[str, Any] = {}
         for reg in app._registrations:
             reg.build(self)
@@ -154,10 +182,13 @@ class Runtime:
             for t in threads:
                 t.join(timeout=5)
             try:
-                self.publish_metrics()
-                self.leases.leave()
+                self.leases.leave()  # first: other workers wait lease_ttl_s for what is kept
             except Exception:  # the backend may already be gone at shutdown
                 log.debug("lease release failed at shutdown", exc_info=True)
+            try:
+                self.publish_metrics()
+            except Exception:
+                log.debug("metrics publication failed at shutdown", exc_info=True)
 
     def publish_metrics(self) -> None:
         """Store this worker's metrics where every process can read them (``App.worker_metrics``):
@@ -198,7 +229,6 @@ class Runtime:
                 stop.wait(0.5)
                 continue
             if r.worked:
-                time.sleep(0)  # let a poller waiting at the gate in before this one again
                 continue
             if r.wake_at is not None:
                 # A batching window is open (or a retry backs off): new records need not wake

@@ -139,6 +139,7 @@ def run(
         json.dumps(
             {
                 "state_url": state_url,
+                "stream_url": stream_url,
                 "mode": mode,
                 "seed": seed,
                 "hard": hard,
@@ -166,7 +167,8 @@ def verify(
     for _ in range(last["rounds"]):
         for _batch in gen.round():
             pass
-    app = build_app(last["mode"], state_url=state_url or last["state_url"])
+    stream_url = None if state_url else last.get("stream_url")
+    app = build_app(last["mode"], state_url=state_url or last["state_url"], stream_url=stream_url)
     score = score_round(gen.expected(), aggregates(app), gen.effects)
     console.print(score.table())
     app.close()
