@@ -44,3 +44,27 @@ def test_expired_lease_is_taken_over_and_the_old_owner_is_fenced(app_factory) ->
     except LeaseLost:
         pass
     app.env.state.transaction(lambda t: b.check(t, "shard"))
+
+
+def test_an_atomic_handler_never_runs_on_a_shard_whose_lease_was_taken(app_factory) -> None:
+    """The lease is checked inside the atomic invocation's transaction, before the handler:
+    a worker whose lease another worker took (before it noticed) does not run the handler."""
+    import json
+
+    app = app_factory("fenced", lease_ttl_s=30)
+    s = app.stream("in")
+    calls: list[int] = []
+
+    @app.on_stream(s, atomic=True)
+    def fn(event, context):
+        calls.append(len(event["Records"]))
+
+    s.put("x", "k")
+    rt = app.runtime()
+    poller = rt.stream_pollers[0]
+    assert rt.leases.try_acquire(poller.name)
+    stolen = json.dumps({"owner": "another-worker", "exp": app.env.clock.time() + 60})
+    app.env.state.transaction(lambda t: t.kv_put(Leases.NS, poller.name, stolen))
+    assert rt.leases.holds(poller.name)  # this worker has not noticed yet
+    poller.poll_once()
+    assert calls == [] and not rt.leases.holds(poller.name)

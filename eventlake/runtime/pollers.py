@@ -279,6 +279,11 @@ class StreamPoller:
         outcome: dict[str, Any] = {}
 
         def body(txn: Any | None) -> None:
+            if txn is not None:
+                # An atomic invocation runs inside its transaction: checking the lease first
+                # holds it (SQLite's write lock, PostgreSQL's row lock) until the commit, so a
+                # worker that lost its shard never runs the handler for it.
+                self.leases.check(txn, self.name)
             resp = self.invoker.invoke(self.fn, event, inline=txn is not None, records=len(seg.rows))
             idx, reason = (None, None)
             if self.m.report_batch_item_failures:
