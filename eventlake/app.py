@@ -122,7 +122,7 @@ class App:
         state = state_obj or open_state_backend(self.settings.state_url)
         streams = None
         if self.settings.stream_url and not _same_store(self.settings.stream_url, self.settings.state_url):
-            streams = open_state_backend(self.settings.stream_url)
+            streams = open_state_backend(self.settings.stream_url, setting="stream_url")
         self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
         self._lake_obj = lake_obj
         self._lake: Lake | None = None

@@ -185,3 +185,10 @@ def test_a_stream_url_naming_the_state_file_is_the_state_backend(tmp_path) -> No
     app = App("same", state_url=f"sqlite:///{tmp_path}/state.db", stream_url=f"sqlite:///{rel}")
     assert app.env.streams is None and app.stream("s").store is app.env.state
     app.close()
+
+
+def test_a_bad_stream_url_is_a_clear_error(sqlite_url: str) -> None:
+    from eventlake.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^stream_url 'kafka://broker:9092': unknown scheme 'kafka'"):
+        App("bad", state_url=sqlite_url, stream_url="kafka://broker:9092")

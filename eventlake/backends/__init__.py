@@ -31,13 +31,14 @@ def _resolve(ref: str | Callable[[str], StateBackend]) -> Callable[[str], StateB
     return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
 
-def open_state_backend(url_or_backend: str | StateBackend) -> StateBackend:
+def open_state_backend(url_or_backend: str | StateBackend, *, setting: str = "state_url") -> StateBackend:
+    """The backend a URL names; ``setting`` is the configuration key an error names."""
     if isinstance(url_or_backend, StateBackend):
         return url_or_backend
     scheme = urlparse(url_or_backend).scheme
     if scheme not in _STATE:
         raise ConfigError(
-            f"state_url {url_or_backend!r}: unknown scheme {scheme!r}; "
+            f"{setting} {url_or_backend!r}: unknown scheme {scheme!r}; "
             f"use one of {', '.join(sorted(_STATE))}://..."
         )
     return _resolve(_STATE[scheme])(url_or_backend)
