@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .backends import StateBackend, open_state_backend
+from .backends import StateBackend, open_state_backend, same_store
 from .backends.objects import ObjectStore, open_object_store
 from .config import Settings
 from .errors import ValidationError
@@ -121,7 +121,7 @@ class App:
         self.name = name
         state = state_obj or open_state_backend(self.settings.state_url)
         streams = None
-        if self.settings.stream_url and not _same_store(self.settings.stream_url, self.settings.state_url):
+        if self.settings.stream_url and not same_store(self.settings.stream_url, self.settings.state_url):
             streams = open_state_backend(self.settings.stream_url, setting="stream_url")
         self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
         self._lake_obj = lake_obj
@@ -456,17 +456,3 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, state={self.settings.state_url!r})"
-
-
-def _same_store(a: str, b: str) -> bool:
-    """Whether two backend URLs name one store: two spellings of one SQLite file opened as two
-    backends would make a transaction on one wait for its own write lock on the other."""
-    if a == b:
-        return True
-    if a.startswith("sqlite:") and b.startswith("sqlite:"):
-        import os
-
-        from .backends.sqlite import path_from_url
-
-        return os.path.realpath(path_from_url(a)) == os.path.realpath(path_from_url(b))
-    return False

@@ -44,4 +44,21 @@ def open_state_backend(url_or_backend: str | StateBackend, *, setting: str = "st
     return _resolve(_STATE[scheme])(url_or_backend)
 
 
-__all__ = ["StateBackend", "Txn", "open_state_backend", "register_state_backend"]
+# Engines whose URLs can name one store in several ways say how to tell (``module:function``).
+_STORE_KEYS: dict[str, str] = {"sqlite": "eventlake.backends.sqlite:store_key"}
+
+
+def same_store(a: str, b: str) -> bool:
+    """Whether two URLs name one store: opened as two backends, a transaction on one would
+    wait for its own lock on the other."""
+    if a == b:
+        return True
+
+    def key(url: str) -> str:
+        ref = _STORE_KEYS.get(urlparse(url).scheme)
+        return url if ref is None else _resolve(ref)(url)  # type: ignore[return-value]
+
+    return key(a) == key(b)
+
+
+__all__ = ["StateBackend", "Txn", "open_state_backend", "register_state_backend", "same_store"]

@@ -137,7 +137,7 @@ def _begin_write(conn: sqlite3.Connection, path: str) -> None:
 
 def _retry_locked(statement: Callable[[], object], path: str) -> None:
     delay = 0.00005
-    deadline = 0.0
+    started = 0.0
     while True:
         try:
             statement()
@@ -146,9 +146,8 @@ def _retry_locked(statement: Callable[[], object], path: str) -> None:
             if "locked" not in str(e) and "busy" not in str(e):
                 raise
             now = time.monotonic()
-            if not deadline:
-                deadline = now + WRITE_WAIT_S
-            elif now > deadline:
+            started = started or now
+            if now - started > WRITE_WAIT_S:
                 # Not an sqlite3 error: the transaction retry loop must not wait all over again.
                 raise TransactionConflict(
                     f"{path}: another process held the database's write lock for more than "
@@ -157,7 +156,7 @@ def _retry_locked(statement: Callable[[], object], path: str) -> None:
             time.sleep(delay)
             # Short sleeps while the wait is young: a worker's next transaction follows its
             # last one closely, and a writer that sleeps long misses every gap between them.
-            delay = min(delay * 2, 0.0002 if now - deadline + WRITE_WAIT_S < 0.05 else 0.002)
+            delay = min(delay * 2, 0.0002 if now - started < 0.05 else 0.002)
 
 
 class _ForkGuard:
@@ -224,6 +223,11 @@ os.register_at_fork(
 )
 
 
+def store_key(url: str) -> str:
+    """One key per database file, however its URL spells the path."""
+    return "sqlite:" + os.path.realpath(path_from_url(url))
+
+
 class SqliteBackend(SqlBackend):
     dialect = DIALECT
     # With no busy handler, a read that meets another process's recovery or closing checkpoint
@@ -245,17 +249,9 @@ class SqliteBackend(SqlBackend):
         try:
             conn = self._conn()
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), self.path)
-            with self._write_lock:
-                _begin_write(conn, self.path)
-                try:
-                    for ddl in DIALECT.ddl():
-                        conn.execute(ddl)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
         finally:
             _GUARD.leave()
+        self._run_once(lambda txn: [txn.cur.execute(ddl) for ddl in DIALECT.ddl()], False)
 
     def _conn(self) -> sqlite3.Connection:
         if os.getpid() != self._pid:
