@@ -252,3 +252,34 @@ def test_sqlite_fork_from_inside_a_transaction_does_not_deadlock(sqlite_url: str
     assert done.wait(20)
     assert backend.transaction(lambda t: t.kv_get("ns", "other")) == "x"
     backend.close()
+
+
+def test_sqlite_items_live_in_a_rowid_table_and_old_files_keep_their_layout(tmp_path) -> None:
+    """New files key items with a unique index over a rowid table (random keys are cheaper to
+    insert there); a file made with the earlier WITHOUT ROWID layout must work unchanged."""
+    import sqlite3
+
+    new = open_state_backend(f"sqlite:///{tmp_path}/new.db")
+    new.close()
+    with sqlite3.connect(tmp_path / "new.db") as c:
+        ddl = c.execute("SELECT sql FROM sqlite_master WHERE name = 'el_items'").fetchone()[0]
+    assert "UNIQUE (tbl, pk, sk)" in ddl and "WITHOUT ROWID" not in ddl
+
+    with sqlite3.connect(tmp_path / "old.db") as c:
+        c.execute(
+            "CREATE TABLE el_items (tbl TEXT NOT NULL, pk BLOB NOT NULL, sk BLOB NOT NULL, "
+            "data BLOB NOT NULL, PRIMARY KEY (tbl, pk, sk)) WITHOUT ROWID"
+        )
+        c.execute("INSERT INTO el_items VALUES ('t', x'70', x'', x'6f6c64')")
+    old = open_state_backend(f"sqlite:///{tmp_path}/old.db")
+    try:
+        assert old.transaction(lambda t: t.item_get("t", b"p", b"")) == b"old"
+        old.transaction(lambda t: t.item_put("t", b"p", b"", b"new"))
+        old.transaction(lambda t: t.item_put("t", b"q", b"", b"other"))
+        assert old.transaction(lambda t: t.item_get("t", b"p", b"")) == b"new"
+        assert [pk for pk, _, _ in old.transaction(lambda t: t.item_scan("t", after=None, limit=9))] == [
+            b"p",
+            b"q",
+        ]
+    finally:
+        old.close()

@@ -23,13 +23,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class LogRow:
+class RetryTransaction(Exception):
+    """Raised inside a transaction function when a row it read as missing was created by a
+    concurrent writer meanwhile (engines with concurrent writers lock nothing on a missing
+    row): the backend runs the whole function again, as after a serialisation failure."""
+
+
+class LogRow(NamedTuple):
+    """One log row. A tuple, so that a read of thousands of rows builds them in C
+    (``LogRow._make``) rather than through an ``__init__`` per row."""
+
     seq: int
     pkey: str
     data: bytes
@@ -54,12 +62,29 @@ class QueueRow:
 class Txn(ABC):
     """Primitive operations inside one transaction."""
 
+    def after_commit(self, key: Any, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the outermost transaction has committed (once per ``key``, however
+        often it is asked for): wake-ups for what a transaction wrote are sent when the
+        writes are visible, and a batch of a hundred writes sends one. Backends that cannot
+        defer call it at once."""
+        fn()
+
     # -- items
     @abstractmethod
     def item_get(self, table: str, pk: bytes, sk: bytes, *, lock: bool = False) -> bytes | None: ...
 
     @abstractmethod
     def item_put(self, table: str, pk: bytes, sk: bytes, data: bytes) -> None: ...
+
+    def item_insert(self, table: str, pk: bytes, sk: bytes, data: bytes) -> bool:
+        """Insert if absent; return whether this call inserted it. A put of a new item needs
+        no read first: the insert itself tells whether there was an old item, and on
+        engines with concurrent writers it waits for a competing insert of the same key
+        instead of overwriting it. This default is the read-then-write it replaces."""
+        if self.item_get(table, pk, sk, lock=True) is not None:
+            return False
+        self.item_put(table, pk, sk, data)
+        return True
 
     @abstractmethod
     def item_delete(self, table: str, pk: bytes, sk: bytes) -> None: ...
@@ -83,6 +108,10 @@ class Txn(ABC):
     @abstractmethod
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
         """Append ``(pkey, data, ts)`` rows; return the sequence number of the first one."""
+
+    def log_append_one(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
+        """Append one row (a change record): the common case, without building a list."""
+        return self.log_append(stream, shard, [(pkey, data, ts)])
 
     @abstractmethod
     def log_read(self, stream: str, shard: int, after: int, limit: int) -> list[LogRow]: ...
@@ -182,6 +211,11 @@ class StateBackend(ABC):
 
     def in_transaction(self) -> bool:
         return False
+
+    def current(self) -> Txn | None:
+        """The transaction of this backend that the calling context is inside, if any: a
+        write there joins it directly (the same as ``transaction(fn)`` would)."""
+        return None
 
 
 def describe(obj: Any) -> str:

@@ -72,6 +72,7 @@ class PostgresBackend(SqlBackend):
     def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:
         if os.getpid() != self._pid:
             self.reset_after_fork()
+        # The callbacks run after the block, that is after the commit.
         with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
 
@@ -81,9 +82,12 @@ class PostgresBackend(SqlBackend):
             txn = SqlTxn(cur, DIALECT, advisory)
             token = self._enter(txn)
             try:
-                return fn(txn)
+                result = fn(txn)
             finally:
                 self._exit(token)
+        if txn.committed:
+            self._after_commit(txn)
+        return result
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, self._conflicts)
