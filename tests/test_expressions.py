@@ -339,6 +339,33 @@ def test_prepare_item_agrees_with_normalise_then_encode() -> None:
     assert checked > 1000
 
 
+def test_prepare_item_agrees_with_normalise_then_encode_on_number_and_text_edges() -> None:
+    """The put path's shortcut for plain Decimals and ASCII text must give the careful path's
+    answer (or its error) for zeros, exponents, 38+ digits, NaN, and strings that are not
+    valid Unicode."""
+    from eventlake.expressions.values import encode_item, prepare_item
+
+    texts = ["0", "-0", "0.000", "-0.0", "12.50", "100", "1E+3", "1E-7", "0.000001", "-12.340",
+             "1" * 38, "1" * 39, "0." + "1" * 37, "9.9999999999999999999999999999999999999E+125",
+             "1E+126", "1E-131", "NaN", "-Infinity", "sNaN", "123456789012345678901234567890123.45"]
+    values: list[object] = [Decimal(t) for t in texts]
+    values += ["ascii", "ünï", "bad \udc80 half", "\ud800", 10**38 - 1, -(10**38), 1.5, float("inf")]
+    for v in values:
+        for item in ({"id": "x", "v": v}, {"id": "x", "m": {"v": v}}, {"id": "x", "l": [v]}):
+            try:
+                expected = normalize(item)
+            except ValidationError as e:
+                with pytest.raises(ValidationError) as got:
+                    prepare_item(item)
+                assert str(got.value) == str(e), v
+                continue
+            assert prepare_item(item) == (expected, *encode_item(expected)), v
+    with pytest.raises(ValidationError, match=r"^m\.k: string .* is not valid Unicode"):
+        prepare_item({"id": "x", "m": {"k": "\udc80"}})
+    with pytest.raises(ValidationError, match=r"^m: string .* is not valid Unicode"):
+        prepare_item({"id": "x", "m": {"\udc80": 1}})
+
+
 def test_prepare_item_errors_name_the_path() -> None:
     from eventlake.expressions.values import prepare_item
 
@@ -353,3 +380,53 @@ def test_prepare_item_errors_name_the_path() -> None:
         doc = {"d": doc}
     with pytest.raises(ValidationError, match="32 levels"):
         prepare_item({"id": "a", "m": doc})
+
+
+def test_compiled_conditions_agree_with_the_reference_walk() -> None:
+    """check_condition runs conditions compiled into closures; on random conditions over
+    random items it must give the tree walk's answer, or raise the same error."""
+    from eventlake.expressions.lang import evaluate_condition
+
+    rng = random.Random(5)
+    attrs = ["id", "n", "s", "l[0]", "m.child", "absent", "#a", "flag"]
+    values = [Decimal(1), Decimal(5), "a", "hello", "é", True, None, b"\x01", {"x"}, [Decimal(1)]]
+
+    def operand() -> str:
+        return rng.choice([*attrs, ":v", ":w"])
+
+    def cond(depth: int = 0) -> str:
+        r = rng.random()
+        if depth < 3 and r < 0.3:
+            return f"({cond(depth + 1)}) {rng.choice(['AND', 'OR'])} {cond(depth + 1)}"
+        if depth < 3 and r < 0.4:
+            return f"NOT {cond(depth + 1)}"
+        kind = rng.randrange(6)
+        if kind == 0:
+            return f"{rng.choice(['attribute_exists', 'attribute_not_exists'])}({rng.choice(attrs)})"
+        if kind == 1:
+            return f"{rng.choice(attrs)} BETWEEN :v AND :w"
+        if kind == 2:
+            return f"{rng.choice(attrs)} IN (:v, :w)"
+        if kind == 3:
+            return f"{rng.choice(['begins_with', 'contains'])}({rng.choice(attrs)}, :v)"
+        if kind == 4:
+            return f"size({rng.choice(attrs)}) {rng.choice(['=', '<', '>='])} :v"
+        return f"{operand()} {rng.choice(['=', '<>', '<', '<=', '>', '>='])} {operand()}"
+
+    seen: set[object] = set()
+    for _ in range(3000):
+        expr = cond()
+        item = rng.choice([None, ITEM, {"id": "b", "n": rng.choice(values[:5]), "a": rng.choice(values)}])
+        vals = {":v": rng.choice(values), ":w": rng.choice(values)}
+        names = rng.choice([{"#a": "n"}, {"#a": "s"}, None])
+        try:
+            expected: object = evaluate_condition(expr, item, names, vals)
+        except (ExpressionError, ValidationError) as e:
+            expected = (type(e), str(e))
+        try:
+            got: object = check_condition(expr, item, names, vals)
+        except (ExpressionError, ValidationError) as e:
+            got = (type(e), str(e))
+        assert got == expected, (expr, item, names, vals)
+        seen.add(expected if isinstance(expected, bool) else "error")
+    assert seen == {True, False, "error"}

@@ -9,7 +9,9 @@ and placeholders are resolved at evaluation so one parse serves every request.
 from __future__ import annotations
 
 import functools
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -572,8 +574,152 @@ def check_condition(
     what: str = "ConditionExpression",
 ) -> bool:
     """Evaluate a condition or filter expression against an item (``None``: no item)."""
+    return _compiled(expression, what)(item, names, values)
+
+
+def evaluate_condition(
+    expression: str,
+    item: dict[str, Any] | None,
+    names: dict[str, str] | None,
+    values: dict[str, Any] | None,
+    what: str = "ConditionExpression",
+) -> bool:
+    """The reference evaluator: a walk of the parsed tree. :func:`check_condition` runs the
+    same semantics compiled into closures; the tests hold the two to the same answers."""
     tree, _, _ = _parse_condition(expression, what)
     return _eval(Env(expression, names, values), item, tree)
+
+
+# -- compiled conditions
+# A condition is evaluated once per conditional write and once per item a filter reads, so
+# its tree is turned into nested closures once: the walk above dispatched on node types with
+# a chain of isinstance checks at every node of every evaluation. Each closure takes
+# ``(item, env)``; the Env is only made when a placeholder must be looked up.
+Compiled = Any
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expression: str, what: str) -> Callable[[Any, Any, Any], bool]:
+    tree, _, _ = _parse_condition(expression, what)
+    test = _compile_bool(tree)
+
+    def run(item: dict[str, Any] | None, names: dict[str, str] | None, values: dict[str, Any] | None) -> bool:
+        return test(item, _Lazy(expression, names, values))
+
+    return run
+
+
+class _Lazy:
+    """The placeholders of one evaluation, resolved as they are needed."""
+
+    __slots__ = ("expr", "names", "values")
+
+    def __init__(self, expr: str, names: dict[str, str] | None, values: dict[str, Any] | None) -> None:
+        self.expr = expr
+        self.names = names
+        self.values = values
+
+    def env(self) -> Env:
+        return Env(self.expr, self.names, self.values)
+
+
+def _compile_operand(node: Any) -> Callable[[Any, _Lazy], Any]:
+    if isinstance(node, Val):
+        name = node.name
+
+        def value(item: Any, lz: _Lazy) -> Any:
+            values = lz.values
+            if values is not None and name in values:
+                return normalize(values[name], name)
+            return lz.env().value(node)  # raises: not defined
+
+        return value
+    if isinstance(node, Path):
+        return _compile_path(node)
+    if isinstance(node, Size):
+        path = _compile_path(node.path)
+
+        def size(item: Any, lz: _Lazy) -> Any:
+            v = path(item, lz)
+            if v is MISSING or isinstance(v, (bool, Decimal)) or v is None:
+                return MISSING
+            return Decimal(len(v))
+
+        return size
+    raise AssertionError(node)
+
+
+def _compile_path(path: Path) -> Callable[[Any, _Lazy], Any]:
+    parts = path.parts
+    if len(parts) == 1 and isinstance(parts[0], str) and not parts[0].startswith("#"):
+        attr = parts[0]
+
+        def top(item: Any, lz: _Lazy) -> Any:
+            return MISSING if item is None else item.get(attr, MISSING)
+
+        return top
+
+    def nested(item: Any, lz: _Lazy) -> Any:
+        return lz.env().resolve(item, path)
+
+    return nested
+
+
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _compile_compare(op: str, left: Any, right: Any) -> Callable[[Any, _Lazy], bool]:
+    lf, rf = _compile_operand(left), _compile_operand(right)
+    if op in _ORDER:
+        order = _ORDER[op]
+
+        def ordered(item: Any, lz: _Lazy) -> bool:
+            a, b = lf(item, lz), rf(item, lz)
+            t = type(a)
+            if t is type(b) and (t is Decimal or t is str):
+                # UTF-8 preserves code point order, so str order is DynamoDB's byte order.
+                return order(a, b)  # type: ignore[no-any-return]
+            return _compare(op, a, b)
+
+        return ordered
+    if op == "=":
+
+        def equal(item: Any, lz: _Lazy) -> bool:
+            a, b = lf(item, lz), rf(item, lz)
+            t = type(a)
+            if t is type(b) and (t is Decimal or t is str):
+                return a == b  # type: ignore[no-any-return]
+            return _compare(op, a, b)
+
+        return equal
+
+    def other(item: Any, lz: _Lazy) -> bool:
+        return _compare(op, lf(item, lz), rf(item, lz))
+
+    return other
+
+
+def _compile_bool(node: Any) -> Callable[[Any, _Lazy], bool]:
+    if isinstance(node, Bool):
+        parts = [_compile_bool(a) for a in node.args]
+        if node.op == "AND":
+            a_, b_ = parts
+            return lambda item, lz: a_(item, lz) and b_(item, lz)
+        if node.op == "OR":
+            a_, b_ = parts
+            return lambda item, lz: a_(item, lz) or b_(item, lz)
+        (inner,) = parts
+        return lambda item, lz: not inner(item, lz)
+    if isinstance(node, Cmp):
+        return _compile_compare(node.op, node.left, node.right)
+    if isinstance(node, Func) and node.name in ("attribute_exists", "attribute_not_exists"):
+        target = _compile_path(node.args[0])
+        if node.name == "attribute_exists":
+            return lambda item, lz: target(item, lz) is not MISSING
+        return lambda item, lz: target(item, lz) is MISSING
+    # The rarer forms evaluate their node with the reference walk, which raises the same
+    # errors at the same moment.
+    return lambda item, lz: _eval(lz.env(), item, node)
 
 
 # -- updates
@@ -884,16 +1030,51 @@ def validate_placeholders(
     kinds: list[str] | None = None,
 ) -> None:
     """DynamoDB refuses unused and undefined placeholders across all expressions of a request."""
-    if names is not None and not isinstance(names, dict):
+    if names is not None and type(names) is not dict and not isinstance(names, dict):
         raise ValidationError("names must be a dict of #placeholder -> attribute name")
-    if values is not None and not isinstance(values, dict):
+    if values is not None and type(values) is not dict and not isinstance(values, dict):
         raise ValidationError("values must be a dict of :placeholder -> value")
-    _validate_placeholders(
+    # A request repeats the same expressions and placeholder names call after call: remember
+    # the combinations that passed, as given (sorting them was most of the cost).
+    key = (
         tuple(expressions),
         tuple(kinds) if kinds else None,
+        tuple(names) if names else None,
+        tuple(values) if values else None,
+    )
+    if key in _VALID:
+        return
+    _validate_placeholders(
+        key[0],
+        key[1],
         tuple(sorted(names or ())),
         tuple(sorted(values or ())),
     )
+    if len(_VALID) >= 4096:
+        _VALID.clear()
+    _VALID.add(key)
+
+
+_VALID: set[tuple[Any, ...]] = set()
+
+
+def validate_condition_placeholders(
+    condition: str | None, names: dict[str, str] | None, values: dict[str, Any] | None
+) -> None:
+    """:func:`validate_placeholders` for a request with one condition (a put or a delete),
+    which asks it on every call: the combination seen before is one set lookup."""
+    if (names is not None and type(names) is not dict) or (values is not None and type(values) is not dict):
+        validate_placeholders([condition], names, values)  # the checks with their errors
+        return
+    key = (condition, tuple(names) if names else None, tuple(values) if values else None)
+    if key not in _VALID_ONE:
+        validate_placeholders([condition], names, values)
+        if len(_VALID_ONE) >= 4096:
+            _VALID_ONE.clear()
+        _VALID_ONE.add(key)
+
+
+_VALID_ONE: set[tuple[Any, ...]] = set()
 
 
 @functools.lru_cache(maxsize=4096)
