@@ -95,3 +95,34 @@ def test_scheduled_event_parses(app_factory) -> None:
     [e] = events
     model = parse(event=e, model=EventBridgeModel)
     assert model.detail_type == "Scheduled Event" and model.source == "aws.events"
+
+
+def test_batch_built_kinesis_events_equal_record_by_record_ones() -> None:
+    """The poller builds a batch's Kinesis event in one pass; it must be the very document the
+    one-record builder makes for each record."""
+    from eventlake.events.kinesis import kinesis_event_from_rows, kinesis_record
+
+    rows = [(7, "k1", b'{"a":1}', 1_700_000_000.12345), (8, "k\u00fc", b"\x00\xff", 1_700_000_001.0)]
+    batch = kinesis_event_from_rows(
+        rows,
+        stream_name="s",
+        shard_id="shardId-000000000001",
+        region="eu-west-1",
+        account="1",
+        function_name="f",
+    )
+    one_by_one = [
+        kinesis_record(
+            stream_name="s",
+            shard_id="shardId-000000000001",
+            sequence_number=str(seq).zfill(21),
+            partition_key=pk,
+            data=data,
+            arrival_ts=ts,
+            region="eu-west-1",
+            account="1",
+            function_name="f",
+        )
+        for seq, pk, data, ts in rows
+    ]
+    assert batch == {"Records": one_by_one}

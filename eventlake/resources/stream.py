@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import ResourceNotFound, SizeLimitExceeded, ValidationError
+from ..events.kinesis import SEQ_WIDTH
 from .env import Env, check_name
 
 MAX_RECORD_BYTES = 1024 * 1024  # data + partition key, as Kinesis counts it
 MAX_PUT_RECORDS = 500
 MAX_PUT_RECORDS_BYTES = 5 * 1024 * 1024
 HASH_SPACE = 1 << 128
-SEQ_WIDTH = 21
 
 
 def format_seq(n: int) -> str:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
+from ..backends.base import RetryTransaction
 from ..errors import (
     CancellationReason,
     ConditionalCheckFailed,
@@ -28,8 +31,10 @@ from ..expressions import (
     apply_update,
     check_condition,
     deserialize_item,
+    dump_avs,
     encode_item,
     item_size,
+    load_avs,
     normalize,
     normalize_item,
     parse_key_condition,
@@ -39,6 +44,7 @@ from ..expressions import (
     serialize_item,
     sort_key_bytes,
     type_name,
+    validate_condition_placeholders,
     validate_placeholders,
 )
 from .env import Env, check_name
@@ -133,6 +139,11 @@ class Table:
         self.stream_shards = stream_shards
         self.log = f"table:{name}"
         self.key_attributes = (self.pk_name,) + ((self.sk_name,) if self.sk_name else ())
+        # Facts the write path asks on every change record, worked out once.
+        self._simple_key = self.sk_name is None and self.pk_type == "S"
+        self._pk_size = len(self.pk_name.encode("utf-8"))
+        self._new_view = self.stream_view in _NEW_VIEWS
+        self._old_view = self.stream_view in _OLD_VIEWS
         meta = json.dumps(
             {
                 "key": [self.pk_name, self.pk_type],
@@ -219,18 +230,18 @@ class Table:
 
     @staticmethod
     def _encode(item: Mapping[str, Any]) -> bytes:
-        return json.dumps(serialize_item(item), separators=(",", ":")).encode()
+        return dump_avs(serialize_item(item))  # type: ignore[arg-type]
 
     @staticmethod
     def _decode(raw: bytes | None) -> dict[str, Any] | None:
-        return None if raw is None else deserialize_item(json.loads(raw))
+        return None if raw is None else deserialize_item(load_avs(raw))
 
     def _encode_sized(self, item: dict[str, Any]) -> tuple[bytes, int, dict[str, Any]]:
         """The stored bytes, DynamoDB size and attribute values of an item, from one walk;
         refuses over 400 KB. The attribute values give the change record its keys."""
         avs, size = encode_item(item)
         self._refuse_size(size)
-        return _compact(avs).encode(), size, avs
+        return dump_avs(avs), size, avs
 
     def _check_size(self, item: Mapping[str, Any]) -> int:
         size = item_size(item)  # type: ignore[arg-type]
@@ -256,51 +267,44 @@ class Table:
         new_avs: dict[str, Any] | None = None,
     ) -> None:
         """Append the change record. The images are the stored DynamoDB JSON, spliced in as
-        text: serialising an item again for its stream record would double the cost of a write."""
-        if self.stream_view is None or old == new:
-            return
-        event = "INSERT" if old is None else ("REMOVE" if new is None else "MODIFY")
-        pk_name, sk_name = self.pk_name, self.sk_name
+        bytes: serialising an item again for its stream record would double the cost of a write."""
+        event = b"INSERT" if old is None else (b"REMOVE" if new is None else b"MODIFY")
+        pk_name = self.pk_name
         if new_avs is not None:
-            key_av = {pk_name: new_avs[pk_name]}
-            if sk_name:
-                key_av[sk_name] = new_avs[sk_name]
+            pk_av = new_avs[pk_name]
+            key_av = {pk_name: pk_av}
+            if self.sk_name:
+                key_av[self.sk_name] = new_avs[self.sk_name]
         else:
             key_av = serialize_item(self.key_of(new if new is not None else old))  # type: ignore[arg-type]
-        key_size = item_size(self.key_of(new if new is not None else old))  # type: ignore[arg-type]
-        view = self.stream_view
-        pk_av = key_av[pk_name]
-        pk_s = pk_av.get("S")
-        if type(pk_s) is str and not sk_name:  # the common key, without two JSON encoder runs
-            quoted = _quote(pk_s)
-            pk_text = '{"S": ' + quoted + "}"
-            keys_text = "{" + _quote(pk_name) + ':{"S":' + quoted + "}}"
+            pk_av = key_av[pk_name]
+        if self._simple_key:  # the common key: its size and text directly
+            pk_s = pk_av["S"]
+            size = self._pk_size + (len(pk_s) if pk_s.isascii() else len(pk_s.encode()))
+            # The shard is chosen from this text; it must stay what json.dumps made of it.
+            pk_text = '{"S": ' + _quote(pk_s) + "}"
         else:
+            size = item_size(self.key_of(new if new is not None else old))  # type: ignore[arg-type]
             pk_text = json.dumps(pk_av)
-            keys_text = _compact(key_av)
-        parts = ['{"e":"', event, '","k":', keys_text]
-        size = key_size
-        if new is not None and view in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
-            parts += [',"n":', (new_raw or self._encode(new)).decode()]
+        head = b'{"e":"' + event + b'","k":' + _dumps(key_av)
+        if new is not None and self._new_view:
+            head += b',"n":' + (new_raw or self._encode(new))
             size += new_size if new_size is not None else item_size(new)
-        if old is not None and view in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES"):
-            parts += [',"o":', (old_raw or self._encode(old)).decode()]
+        if old is not None and self._old_view:
+            head += b',"o":' + (old_raw or self._encode(old))
             size += item_size(old)
-        parts += [',"s":', str(size), "}"]
         shard = 0 if self.stream_shards == 1 else shard_for(pk_text, self.stream_shards)
-        txn.log_append(self.log, shard, [(pk_text, "".join(parts).encode(), self.env.clock.time())])
+        txn.log_append_one(self.log, shard, pk_text, b"%b,\"s\":%d}" % (head, size), self.env.clock.time())
+        txn.after_commit(self.log, self._notify)
 
     # -- single-item writes
     def _write(
         self,
         key: Mapping[str, Any],
         compute: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-        *,
-        prepared: tuple[dict[str, Any], dict[str, Any], int] | None = None,
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """Read, compute, write and emit in one transaction. ``prepared`` is a put's item as
-        ``prepare_item`` returned it, whose encoding is used when ``compute`` returns it."""
-        pkb, skb = self._encode_normalized_key(key) if prepared else self._encode_key(key)
+        """Read, compute, write and emit in one transaction (updates and deletes)."""
+        pkb, skb = self._encode_key(key)
 
         def run(txn: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
             old_raw = txn.item_get(self.name, pkb, skb, lock=True)
@@ -313,20 +317,16 @@ class Table:
                 if old is not None:
                     txn.item_delete(self.name, pkb, skb)
             else:
-                if prepared is not None and new is prepared[0]:
-                    new_avs, new_size = prepared[1], prepared[2]
-                    self._refuse_size(new_size)
-                    new_raw = _compact(new_avs).encode()
-                else:
-                    new_raw, new_size, new_avs = self._encode_sized(new)  # every write sizes, once
-                txn.item_put(self.name, pkb, skb, new_raw)
-            self._emit(txn, old, new, old_raw, new_raw, new_size, new_avs)
+                new_raw, new_size, new_avs = self._encode_sized(new)  # every write sizes, once
+                _store(txn, self.name, pkb, skb, new_raw, created=old is None)
+            if self.stream_view is not None and old != new:
+                self._emit(txn, old, new, old_raw, new_raw, new_size, new_avs)
             return old, new
 
-        result = self.env.state.transaction(run)
-        if self.stream_view is not None:
-            self.env.signals.notify(self.log)
-        return result
+        return self.env.state.transaction(run)  # type: ignore[no-any-return]
+
+    def _notify(self) -> None:
+        self.env.signals.notify(self.log)
 
     def _condition(self, condition: str | None, names: Any, values: Any, item: dict[str, Any] | None) -> None:
         if condition is not None and not check_condition(condition, item, names, values):
@@ -341,23 +341,66 @@ class Table:
         values: dict[str, Any] | None = None,
         return_values: str = "NONE",
     ) -> dict[str, Any] | None:
-        """PutItem. ``return_values="ALL_OLD"`` returns the replaced item."""
-        if not isinstance(item, Mapping):
-            raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
+        """PutItem. ``return_values="ALL_OLD"`` returns the replaced item.
+
+        The hottest call of most pipelines, so everything that does not need the old item
+        (validation, encoding, the key) happens before the transaction, and the transaction
+        itself is one read, one write and the change record."""
+        if type(item) is not dict:
+            if not isinstance(item, Mapping):
+                raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
+            item = dict(item)
         if return_values != "NONE":
             _check_return(return_values, ("NONE", "ALL_OLD"))
         if condition is not None or names is not None or values is not None:
-            validate_placeholders([condition], names, values)
-        prepared = prepare_item(item if type(item) is dict else dict(item))
-        new = prepared[0]
+            validate_condition_placeholders(condition, names, values)
+        new, avs, size = prepare_item(item)
+        if size > MAX_ITEM_BYTES:
+            self._refuse_size(size)
+        pv = new.get(self.pk_name)
+        if self._simple_key and type(pv) is str and pv:
+            pkb, skb = pv.encode(), b""
+        else:
+            pkb, skb = self._encode_normalized_key(new)
+        raw = _dumps(avs)
+        # Most puts create an item. When the condition holds for a missing item, the insert
+        # goes first and tells whether there was one: a new item costs no read.
+        insert_first = condition is None or check_condition(condition, None, names, values)
+        args = (pkb, skb, raw, new, avs, size, condition, names, values, insert_first)
+        txn = self.env.state.current()
+        if txn is not None:  # inside a caller's transaction (an atomic handler): join it
+            old = self._put(txn, *args)
+        else:
+            old = self.env.state.transaction(lambda t: self._put(t, *args))
+        return old if return_values == "ALL_OLD" else None
 
-        def compute(old: dict[str, Any] | None) -> dict[str, Any]:
+    def _put(
+        self,
+        txn: Any,
+        pkb: bytes,
+        skb: bytes,
+        raw: bytes,
+        new: dict[str, Any],
+        avs: dict[str, Any],
+        size: int,
+        condition: str | None,
+        names: dict[str, str] | None,
+        values: dict[str, Any] | None,
+        insert_first: bool,
+    ) -> dict[str, Any] | None:
+        """A put's transaction: one insert for a new item; read, check, write for an old one."""
+        name = self.name
+        if insert_first and txn.item_insert(name, pkb, skb, raw):
+            old_raw = old = None
+        else:
+            old_raw = txn.item_get(name, pkb, skb, lock=True)
+            old = None if old_raw is None else self._decode(old_raw)
             if condition is not None and not check_condition(condition, old, names, values):
                 raise ConditionalCheckFailed(item=old)
-            return new
-
-        old, _ = self._write(new, compute, prepared=prepared)
-        return old if return_values == "ALL_OLD" else None
+            _store(txn, name, pkb, skb, raw, created=old is None)
+        if self.stream_view is not None and old != new:
+            self._emit(txn, old, new, old_raw, raw, size, avs)
+        return old
 
     def update(
         self,
@@ -604,8 +647,20 @@ class Table:
         return f"Table({self.name!r}, key={self.pk_name!r}, sort_key={self.sk_name!r})"
 
 
-_compact = json.JSONEncoder(separators=(",", ":")).encode
 _quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_dumps = orjson.dumps
+_NEW_VIEWS = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+_OLD_VIEWS = ("OLD_IMAGE", "NEW_AND_OLD_IMAGES")
+
+
+def _store(txn: Any, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created: bool) -> None:
+    """Write an item computed from its old version. One computed from its absence must not
+    overwrite a row a concurrent writer created meanwhile (a read of a missing row locks
+    nothing on PostgreSQL): the transaction is run again to compute from that row."""
+    if not created:
+        txn.item_put(table, pkb, skb, raw)
+    elif not txn.item_insert(table, pkb, skb, raw):
+        raise RetryTransaction(f"item of {table!r} created concurrently")
 
 
 def _check_return(value: str, allowed: tuple[str, ...]) -> None:
@@ -673,6 +728,7 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
 
     def run(txn: Any) -> bool:
         now = env.clock.time()
+        raw = None
         if token is not None:
             raw = txn.kv_get("txtoken", token, lock=True)
             if raw is not None:
@@ -720,12 +776,16 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
                 if old is not None:
                     txn.item_delete(a.table.name, pkb, skb)
             else:
-                txn.item_put(a.table.name, pkb, skb, a.table._encode(new))
-            a.table._emit(txn, old, new)
+                _store(txn, a.table.name, pkb, skb, a.table._encode(new), created=old is None)
+            if a.table.stream_view is not None and old != new:
+                a.table._emit(txn, old, new)
         if token is not None:
-            txn.kv_put("txtoken", token, json.dumps({"h": fingerprint, "exp": now + TOKEN_TTL_S}))
+            doc = json.dumps({"h": fingerprint, "exp": now + TOKEN_TTL_S})
+            if raw is not None:
+                txn.kv_put("txtoken", token, doc)  # an expired token, locked above
+            elif not txn.kv_insert("txtoken", token, doc):
+                # A concurrent request with this token committed first: decide again from it.
+                raise RetryTransaction(f"token {token!r} used concurrently")
         return True
 
     env.state.transaction(run)
-    for name in {a.table.log for a in actions if a.table.stream_view}:
-        env.signals.notify(name)

@@ -12,7 +12,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from ..backends.base import LogRow
+from ..events.kinesis import SEQ_WIDTH
+from ..expressions import load_avs
 from ..resources.env import Env
 from ..resources.stream import format_seq, shard_id
 
@@ -56,25 +60,16 @@ class KinesisSource(Source):
         return stream_arn(self.stream.name, region=s.region, account=s.account)
 
     def event(self, env: Env, fn: str, shard: int, rows: Sequence[LogRow]) -> dict[str, Any]:
-        from ..events.kinesis import kinesis_event, kinesis_record
+        from ..events.kinesis import kinesis_event_from_rows
 
         s = env.settings
-        sid = shard_id(shard)
-        return kinesis_event(
-            [
-                kinesis_record(
-                    stream_name=self.stream.name,
-                    shard_id=sid,
-                    sequence_number=format_seq(r.seq),
-                    partition_key=r.pkey,
-                    data=r.data,
-                    arrival_ts=r.ts,
-                    region=s.region,
-                    account=s.account,
-                    function_name=fn,
-                )
-                for r in rows
-            ]
+        return kinesis_event_from_rows(
+            rows,
+            stream_name=self.stream.name,
+            shard_id=shard_id(shard),
+            region=s.region,
+            account=s.account,
+            function_name=fn,
         )
 
 
@@ -111,13 +106,19 @@ class TableStreamSource(Source):
         arn = self.arn
         region = env.settings.region
         view = self.table.stream_view
+        # eventID: md5 of "log:shard:seq", the shared prefix hashed once per batch.
+        prefix = hashlib.md5(f"{self.log}:{shard}:".encode())
+        loads = orjson.loads
         records = []
-        for r in rows:
-            doc = json.loads(r.data)
+        for seq, _, data, ts in rows:
+            try:
+                doc = loads(data)
+            except orjson.JSONDecodeError:
+                doc = load_avs(data)
             ddb: dict[str, Any] = {
-                "ApproximateCreationDateTime": int(r.ts),
+                "ApproximateCreationDateTime": int(ts),
                 "Keys": doc["k"],
-                "SequenceNumber": format_seq(r.seq),
+                "SequenceNumber": str(seq).zfill(SEQ_WIDTH),
                 "SizeBytes": doc["s"],
                 "StreamViewType": view,
             }
@@ -125,9 +126,11 @@ class TableStreamSource(Source):
                 ddb["NewImage"] = doc["n"]
             if "o" in doc:
                 ddb["OldImage"] = doc["o"]
+            h = prefix.copy()
+            h.update(str(seq).encode())
             records.append(
                 {
-                    "eventID": hashlib.md5(f"{self.log}:{shard}:{r.seq}".encode()).hexdigest(),
+                    "eventID": h.hexdigest(),
                     "eventName": doc["e"],
                     "eventVersion": "1.1",
                     "eventSource": "aws:dynamodb",

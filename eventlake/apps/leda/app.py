@@ -9,18 +9,23 @@
 
 Failure injection reads its rates from ParameterTable, as the workshop does: state fails
 mid-batch (after some writes), map after its write, reduce after its transaction.
+
+The functions are the workshop's, with one liberty: records are parsed with orjson instead
+of ``json`` (``json.loads`` of a 200-byte trade took longer than the table write's Python).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
 import time
+from binascii import a2b_base64
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
+
+from orjson import loads
 
 from ...app import App
 from ...errors import ConditionalCheckFailed, ValidationError
@@ -68,7 +73,7 @@ def build_app(
         for i, r in enumerate(records):
             if i == fail_at:
                 raise InjectedFailure(f"state failed after {i} of {len(records)} writes")
-            trade = json.loads(base64.b64decode(r["kinesis"]["data"]))
+            trade = loads(a2b_base64(r["kinesis"]["data"]))
             if now - trade["Timestamp"] > stale_after_s:
                 continue
             item = {
@@ -159,9 +164,7 @@ def _batch_hash(h: Any, records: list[dict[str, Any]]) -> str:
     """A hash of the batch (the workshop hashes the whole event): the records' event ids and
     sequence numbers identify them, and a retried batch has the same ones. Hashing the ids
     instead of the JSON of 10,000 records cost a tenth of map's time."""
-    for r in records:
-        h.update(r["eventID"].encode())
-        h.update(r["dynamodb"]["SequenceNumber"].encode())
+    h.update("".join([r["eventID"] + r["dynamodb"]["SequenceNumber"] for r in records]).encode())
     return str(h.hexdigest())
 
 
