@@ -430,3 +430,79 @@ def test_compiled_conditions_agree_with_the_reference_walk() -> None:
         assert got == expected, (expr, item, names, vals)
         seen.add(expected if isinstance(expected, bool) else "error")
     assert seen == {True, False, "error"}
+
+
+def test_a_conditions_value_for_a_missing_item_is_known_without_values_when_it_can_be() -> None:
+    from eventlake.expressions import condition_on_missing
+    from eventlake.expressions.lang import evaluate_condition
+
+    fixed = {
+        "attribute_not_exists(id)": True,
+        "attribute_exists(id)": False,
+        "attribute_not_exists(id) OR Version < :v": True,
+        "attribute_exists(id) AND Version < :v": False,
+        "NOT attribute_exists(id)": True,
+        "a = b": False,
+        "a <> b": True,
+        "(attribute_exists(a) OR attribute_not_exists(b)) AND attribute_not_exists(c)": True,
+    }
+    for expr, want in fixed.items():
+        assert condition_on_missing(expr) is want, expr
+        assert evaluate_condition(expr, None, None, {":v": 1}) is want, expr
+    # A value is evaluated before the answer is known: left to the evaluator (it may raise).
+    for expr in ("Version < :v OR attribute_not_exists(id)", ":v = :v", "attribute_exists(id) OR a = :v"):
+        assert condition_on_missing(expr) is None, expr
+
+
+def test_encoders_compiled_per_shape_agree_with_the_reference() -> None:
+    """Items of a recurring shape are encoded by code written for that shape; for any values
+    (including ones of other types, wrong ones and non-ASCII text) the result must be the
+    careful path's, or its error."""
+    from eventlake.expressions import shapes
+    from eventlake.expressions.values import encode_item, prepare_item
+
+    rng = random.Random(23)
+    pool: list[object] = [
+        "s", "ü", "\udc80", "", Decimal("12.50"), Decimal("0.00"), Decimal("-0"), Decimal("1E+5"),
+        Decimal("NaN"), Decimal("1" * 39), 0, -7, 10**38, True, False, None, 1.5, b"x", [1], {"k": 1},
+    ]
+    templates = [
+        {"id": "", "v": Decimal(1), "n": 1, "t": Decimal(1), "h": {"a": "", "b": "", "c": ""}},
+        {"id": "", "flag": True, "none": None, "m": {"deep": {"n": 1, "s": ""}}},
+        {"pk": "", "ü-name": "", "count": 1},
+    ]
+    compiled_used = 0
+    for _ in range(3000):
+        template = rng.choice(templates)
+
+        def fill(doc: dict) -> dict:
+            out = {}
+            for k, v in doc.items():
+                if isinstance(v, dict):
+                    out[k] = fill(v)
+                elif rng.random() < 0.06:
+                    out[k] = rng.choice(pool)  # a value of another type, or a bad one
+                elif isinstance(v, str):
+                    out[k] = rng.choice(["a", "bc", "ünï", "x" * 20])
+                elif isinstance(v, bool):
+                    out[k] = rng.choice([True, False])
+                elif isinstance(v, int):
+                    out[k] = rng.randint(-(10**6), 10**6)
+                elif isinstance(v, Decimal):
+                    out[k] = Decimal(rng.randint(-(10**8), 10**8)) / Decimal(10) ** rng.randint(0, 6)
+                else:
+                    out[k] = v
+            return out
+
+        item = fill(template)
+        encoder = shapes.compiled.get(tuple(item))
+        compiled_used += encoder is not None and encoder(item) is not None
+        try:
+            expected = normalize(item)
+        except ValidationError as e:
+            with pytest.raises(ValidationError) as got:
+                prepare_item(item)
+            assert str(got.value) == str(e), item
+            continue
+        assert prepare_item(item) == (expected, *encode_item(expected)), item
+    assert compiled_used > 1000  # the compiled encoders did much of the work

@@ -96,12 +96,14 @@ class Dialect:
         ]
 
 
+_SPELT: dict[tuple[str, str], str] = {}  # statements in other placeholder styles, made once
 _make_row = functools.partial(tuple.__new__, LogRow)  # LogRow._make is Python; this is C
 _QCOLS = "id, seq, body, attrs, sent, visible, receives, first_receive, receipt, grp, dedup"
 
 _active: contextvars.ContextVar[dict[int, SqlTxn] | None] = contextvars.ContextVar(
     "eventlake_active_txn", default=None
 )
+_active_reset = _active.reset
 
 
 class SqlTxn(Txn):
@@ -112,7 +114,6 @@ class SqlTxn(Txn):
         self.d = dialect
         self._st = dialect.statements
         self._locker = locker
-        self._sql_cache: dict[str, str] = {}
         # Next sequence number per (log, shard) learnt in this transaction: with serial writes
         # nobody else can append meanwhile, so only the first append of a shard asks SQLite.
         self._next_seq: dict[tuple[str, int], int] = {}
@@ -122,11 +123,12 @@ class SqlTxn(Txn):
         self.committed[key] = fn
 
     def _q(self, sql: str) -> str:
-        if self.d.placeholder == "?":
+        mark = self.d.placeholder
+        if mark == "?":
             return sql
-        out = self._sql_cache.get(sql)
+        out = _SPELT.get((mark, sql))
         if out is None:
-            out = self._sql_cache[sql] = sql.replace("?", self.d.placeholder)
+            out = _SPELT[(mark, sql)] = sql.replace("?", mark)
         return out
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -463,9 +465,8 @@ class SqlBackend(StateBackend):
         raise AssertionError("unreachable")
 
     def _enter(self, txn: SqlTxn) -> contextvars.Token[dict[int, SqlTxn] | None]:
-        active = dict(_active.get() or {})
-        active[id(self)] = txn
-        return _active.set(active)
+        active = _active.get()
+        return _active.set({**active, id(self): txn} if active else {id(self): txn})
 
     @staticmethod
     def _exit(token: contextvars.Token[dict[int, SqlTxn] | None]) -> None:

@@ -23,12 +23,12 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from ..errors import ConfigError, TransactionConflict
 from .base import Txn
-from .sql import Dialect, SqlBackend, SqlTxn
+from .sql import Dialect, SqlBackend, SqlTxn, _active_reset
 
 T = TypeVar("T")
 
@@ -169,32 +169,42 @@ class _ForkGuard:
     transaction is already what SQLite warns against; such a fork is as unsafe as before."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # Every transaction passes here twice, so the common path uses the bare lock (a C
+        # call) and only a pending fork goes through the condition built on it.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._forking = False
         self._mine = threading.local()
 
     def enter(self) -> None:
-        depth = getattr(self._mine, "depth", 0)
-        if depth == 0:
-            with self._cond:
-                while self._forking:
-                    self._cond.wait()
-                self._active += 1
-                self._mine.depth = 1
-        else:
-            self._mine.depth = depth + 1
+        mine = self._mine
+        depth = getattr(mine, "depth", 0)
+        if depth:
+            mine.depth = depth + 1
+            return
+        self._lock.acquire()
+        try:
+            while self._forking:
+                self._cond.wait()
+            self._active += 1
+        finally:
+            self._lock.release()
+        mine.depth = 1
 
     def leave(self) -> None:
-        depth = self._mine.depth - 1
-        if depth == 0:
-            with self._cond:
-                self._mine.depth = 0
-                self._active -= 1
-                if self._forking:
-                    self._cond.notify_all()
-        else:
-            self._mine.depth = depth
+        mine = self._mine
+        depth = mine.depth - 1
+        mine.depth = depth
+        if depth:
+            return
+        self._lock.acquire()
+        try:
+            self._active -= 1
+            if self._forking:
+                self._cond.notify_all()
+        finally:
+            self._lock.release()
 
     def before_fork(self) -> None:
         self._cond.acquire()
@@ -233,6 +243,10 @@ os.register_at_fork(
     after_in_parent=_GUARD.after_fork_parent,
     after_in_child=_forked_child,
 )
+
+
+def _no_lock(name: str) -> None:
+    """SQLite's write transactions exclude each other: a named lock has nothing to add."""
 
 
 def store_key(url: str) -> str:
@@ -302,48 +316,45 @@ class SqliteBackend(SqlBackend):
     def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:
         _GUARD.enter()
         try:
-            return self._guarded(fn, readonly)
-        finally:
-            _GUARD.leave()
-
-    def _guarded(self, fn: Callable[[Txn], T], readonly: bool) -> T:
-        if readonly:
-            conn = self._conn()
-            lock = None
-        else:
+            if readonly:
+                conn = self._conn()
+                conn.execute("BEGIN")
+                return self._body(conn, fn)
             if _PID[0] != self._pid:
                 self.reset_after_fork()
             lock = self._write_lock
             lock.acquire()
-        try:
-            if readonly:
-                conn.execute("BEGIN")
-            else:
+            try:
                 conn = self._writer or self._writer_conn()
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError:
                     _begin_write(conn, self.path)
-            txn = SqlTxn(conn.cursor(), DIALECT, lambda name: None)
-            token = self._enter(txn)
-            try:
-                result = fn(txn)
-            except BaseException:
-                self._exit(token)
-                conn.execute("ROLLBACK")
-                raise
-            self._exit(token)
-            conn.execute("COMMIT")
-        finally:
-            if lock is not None:
+                txn, result = self._body(conn, fn, write=True)
+            finally:
                 lock.release()
-        if not readonly:
             self._writes += 1
             if self._checkpointer is None or self._checkpointer.pid != _PID[0]:
                 self._start_checkpointer()
-        if txn.committed:
-            self._after_commit(txn)
-        return result
+            if txn.committed:
+                self._after_commit(txn)
+            return result
+        finally:
+            _GUARD.leave()
+
+    def _body(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], write: bool = False) -> Any:
+        """Run ``fn`` in the transaction just begun on ``conn``; commit, or roll back and raise."""
+        txn = SqlTxn(conn.cursor(), DIALECT, _no_lock)
+        token = self._enter(txn)
+        try:
+            result = fn(txn)
+        except BaseException:
+            _active_reset(token)
+            conn.execute("ROLLBACK")
+            raise
+        _active_reset(token)
+        conn.execute("COMMIT")
+        return (txn, result) if write else result
 
     def _start_checkpointer(self) -> None:
         # After the commit, and never failing it: without the thread, commits checkpoint

@@ -590,6 +590,34 @@ def evaluate_condition(
     return _eval(Env(expression, names, values), item, tree)
 
 
+@functools.lru_cache(maxsize=4096)
+def condition_on_missing(expression: str, what: str = "ConditionExpression") -> bool | None:
+    """The condition's value for a missing item when it is fixed by the expression alone, else
+    None. A put asks on every call whether the condition holds for a missing item (then it
+    inserts first); for ``attribute_not_exists(id) OR ...`` the answer needs no evaluation.
+    Only parts that touch no placeholder value are decided here, in the reference's order
+    of evaluation, so an invalid value raises exactly when the reference would."""
+    tree, _, _ = _parse_condition(expression, what)
+    return _on_missing(tree)
+
+
+def _on_missing(node: Any) -> bool | None:
+    if isinstance(node, Func) and node.name in ("attribute_exists", "attribute_not_exists"):
+        return node.name == "attribute_not_exists"
+    if isinstance(node, Cmp) and isinstance(node.left, Path) and isinstance(node.right, Path):
+        return node.op == "<>"  # a missing attribute equals nothing
+    if isinstance(node, Bool):
+        first = _on_missing(node.args[0])
+        if node.op == "NOT":
+            return None if first is None else not first
+        if first is None:
+            return None
+        if (node.op == "OR" and first) or (node.op == "AND" and not first):
+            return first  # the second operand is never evaluated
+        return _on_missing(node.args[1])
+    return None
+
+
 # -- compiled conditions
 # A condition is evaluated once per conditional write and once per item a filter reads, so
 # its tree is turned into nested closures once: the walk above dispatched on node types with

@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from ..errors import ValidationError
+from .shapes import compiled as _compiled
+from .shapes import seen as _seen
 
 _MAX = Decimal("9.9999999999999999999999999999999999999E+125")
 _MIN = Decimal("1E-130")
@@ -337,16 +339,24 @@ def prepare_item(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     names the first error by its path. ``tests/test_expressions.py`` checks both agree."""
     if type(item) is not dict:
         raise ValidationError(f"an item must be a dict, got {type(item).__name__}")
+    keys = tuple(item)
+    encoder = _compiled.get(keys)
+    if encoder is not None:  # code written for this shape (see shapes.py)
+        done = encoder(item)
+        if done is not None:
+            return done
     texts: list[str] = []
     try:
         norm, avs, size = _fast_map(item, 1, texts)
         joined = "".join(texts)  # TypeError: a key that is not a string
         size += len(joined) if joined.isascii() else len(joined.encode("utf-8"))
-        return norm, avs, size
     except (_Unusual, TypeError, UnicodeEncodeError):
         norm = normalize(item)
         avs, size = encode_item(norm)
         return norm, avs, size
+    if encoder is None:
+        _seen(keys, item)
+    return norm, avs, size
 
 
 class _Unusual(Exception):

@@ -30,6 +30,7 @@ from ..errors import (
 from ..expressions import (
     apply_update,
     check_condition,
+    condition_on_missing,
     deserialize_item,
     dump_avs,
     encode_item,
@@ -365,12 +366,18 @@ class Table:
         raw = _dumps(avs)
         # Most puts create an item. When the condition holds for a missing item, the insert
         # goes first and tells whether there was one: a new item costs no read.
-        insert_first = condition is None or check_condition(condition, None, names, values)
-        args = (pkb, skb, raw, new, avs, size, condition, names, values, insert_first)
+        if condition is None:
+            insert_first = True
+        else:
+            on_missing = condition_on_missing(condition)
+            insert_first = (
+                on_missing if on_missing is not None else check_condition(condition, None, names, values)
+            )
         txn = self.env.state.current()
         if txn is not None:  # inside a caller's transaction (an atomic handler): join it
-            old = self._put(txn, *args)
+            old = self._put(txn, pkb, skb, raw, new, avs, size, condition, names, values, insert_first)
         else:
+            args = (pkb, skb, raw, new, avs, size, condition, names, values, insert_first)
             old = self.env.state.transaction(lambda t: self._put(t, *args))
         return old if return_values == "ALL_OLD" else None
 

@@ -83,6 +83,7 @@ class Invoker:
         self.env = env
         self.metrics = metrics
         self.log = logging.getLogger("eventlake.functions")
+        self._loggers: dict[str, logging.Logger] = {}
 
     @contextlib.contextmanager
     def slot(self, fn: Function) -> Iterator[None]:
@@ -110,7 +111,10 @@ class Invoker:
         raise TooManyRequests(f"function {fn.name!r}: Rate Exceeded (reserved concurrency)")
 
     def _line(self, fn: Function, text: str, level: int = logging.INFO) -> None:
-        logging.getLogger(f"eventlake.functions.{fn.name}").log(level, text)
+        logger = self._loggers.get(fn.name)
+        if logger is None:
+            logger = self._loggers[fn.name] = logging.getLogger(f"eventlake.functions.{fn.name}")
+        logger.log(level, text)
 
     def invoke(self, fn: Function, event: Any, *, inline: bool = False, records: int = 0) -> Any:
         """Run one invocation; raise :class:`HandlerError` (or a subclass) when it fails.
@@ -151,7 +155,8 @@ class Invoker:
                     except FutureTimeout:
                         raise FunctionTimeout(f"Task timed out after {fn.timeout_s:.2f} seconds") from None
                 try:
-                    json.dumps(result, cls=_Encoder)
+                    if result is not None:
+                        json.dumps(result, cls=_Encoder)
                 except (TypeError, ValueError) as e:
                     raise HandlerError(f"Unable to marshal response: {e}", "Runtime.MarshalError") from None
             except HandlerError as e:

@@ -7,13 +7,14 @@ lost its lease (paused, partitioned, or presumed dead) can never move a checkpoi
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 from ..errors import EventlakeError
 from ..resources.env import Env
@@ -52,13 +53,13 @@ class Leases:
         def run(txn: Any) -> float | None:
             now = self.env.clock.time()
             exp = now + self.ttl
-            doc = json.dumps({"owner": self.owner, "exp": exp})
+            doc = orjson.dumps({"owner": self.owner, "exp": exp}).decode()
             raw = txn.kv_get(self.NS, name, lock=True)
             if raw is None:
                 # No row to lock yet: insert-if-absent decides between racing workers (an
                 # upsert here would let both believe they won).
                 return exp if txn.kv_insert(self.NS, name, doc) else None
-            cur = json.loads(raw)
+            cur = orjson.loads(raw)
             if cur["owner"] != self.owner and cur["exp"] > now:
                 return None
             txn.kv_put(self.NS, name, doc)
@@ -79,7 +80,7 @@ class Leases:
     def release(self, name: str) -> None:
         def run(txn: Any) -> None:
             raw = txn.kv_get(self.NS, name, lock=True)
-            if raw is not None and json.loads(raw)["owner"] == self.owner:
+            if raw is not None and orjson.loads(raw)["owner"] == self.owner:
                 txn.kv_delete(self.NS, name)
 
         with self._lock:
@@ -96,7 +97,7 @@ class Leases:
         now = self.env.clock.time()
         if raw is None:
             raise LeaseLost(f"lease {name} is not held by {self.owner}")
-        cur = json.loads(raw)
+        cur = orjson.loads(raw)
         if cur["owner"] != self.owner or cur["exp"] <= now:
             with self._lock:
                 self._held.pop(name, None)
@@ -105,12 +106,12 @@ class Leases:
     # -- workers, for fair shares
     def heartbeat(self) -> None:
         exp = self.env.clock.time() + self.ttl
-        self.env.state.transaction(lambda t: t.kv_put(self.WORKERS, self.owner, json.dumps(exp)))
+        self.env.state.transaction(lambda t: t.kv_put(self.WORKERS, self.owner, orjson.dumps(exp).decode()))
 
     def live_workers(self) -> int:
         now = self.env.clock.time()
         rows = self.env.state.transaction(lambda t: t.kv_list(self.WORKERS), readonly=True)
-        return max(1, sum(1 for _, v in rows if json.loads(v) > now))
+        return max(1, sum(1 for _, v in rows if orjson.loads(v) > now))
 
     def leave(self) -> None:
         self.release_all()
