@@ -109,9 +109,16 @@ class Txn(ABC):
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
         """Append ``(pkey, data, ts)`` rows; return the sequence number of the first one."""
 
-    def log_append_one(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
-        """Append one row (a change record): the common case, without building a list."""
-        return self.log_append(stream, shard, [(pkey, data, ts)])
+    @abstractmethod
+    def log_reserve(self, stream: str, shard: int) -> int:
+        """Allocate the shard's next sequence number, for :meth:`log_append_at`."""
+
+    @abstractmethod
+    def log_append_at(self, stream: str, shard: int, seq: int, pkey: str, data: bytes, ts: float) -> None:
+        """Append one row under a number from :meth:`log_reserve`: a change record names its
+        own sequence number and event id, so its number must be known before its bytes. The
+        row may be written at commit (with the others, in one statement); reads of the log in
+        the same transaction see it."""
 
     @abstractmethod
     def log_read(self, stream: str, shard: int, after: int, limit: int) -> list[LogRow]: ...

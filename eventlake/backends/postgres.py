@@ -83,6 +83,7 @@ class PostgresBackend(SqlBackend):
             token = self._enter(txn)
             try:
                 result = fn(txn)
+                txn.flush()
             finally:
                 self._exit(token)
         if txn.committed:

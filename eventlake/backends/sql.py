@@ -117,6 +117,7 @@ class SqlTxn(Txn):
         # Next sequence number per (log, shard) learnt in this transaction: with serial writes
         # nobody else can append meanwhile, so only the first append of a shard asks SQLite.
         self._next_seq: dict[tuple[str, int], int] = {}
+        self._log_rows: list[tuple[Any, ...]] | None = None
         self.committed: dict[Any, Callable[[], None]] = {}
 
     def after_commit(self, key: Any, fn: Callable[[], None]) -> None:
@@ -217,6 +218,8 @@ class SqlTxn(Txn):
         return first
 
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
+        if self._log_rows:
+            self.flush()
         first = self._log_next(stream, shard, len(rows))
         sql = self._st["log_append"]
         if len(rows) == 1:
@@ -229,12 +232,28 @@ class SqlTxn(Txn):
             )
         return first
 
-    def log_append_one(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
-        seq = self._log_next(stream, shard, 1)
-        self.cur.execute(self._st["log_append"], (stream, shard, seq, pkey, data, ts))
-        return seq
+    def log_reserve(self, stream: str, shard: int) -> int:
+        return self._log_next(stream, shard, 1)
+
+    def log_append_at(self, stream: str, shard: int, seq: int, pkey: str, data: bytes, ts: float) -> None:
+        # Held back and written together (executemany) before the next read of the log and
+        # before the commit: a batch of a hundred change records is one call into the driver.
+        rows = self._log_rows
+        if rows is None:
+            rows = self._log_rows = []
+        rows.append((stream, shard, seq, pkey, data, ts))
+
+    def flush(self) -> None:
+        """Write the rows held back by :meth:`log_append_at` (the engines call it before
+        committing; log reads call it first)."""
+        rows = self._log_rows
+        if rows:
+            self._log_rows = None
+            self.cur.executemany(self._st["log_append"], rows)
 
     def log_read(self, stream: str, shard: int, after: int, limit: int) -> list[LogRow]:
+        if self._log_rows:
+            self.flush()
         cur = self.cur
         cur.execute(self._st["log_read"], (stream, shard, after, limit))
         rows = cur.fetchall()
@@ -243,6 +262,8 @@ class SqlTxn(Txn):
         return [LogRow(seq, pkey, bytes(data), ts) for seq, pkey, data, ts in rows]
 
     def log_last_seq(self, stream: str, shard: int) -> int:
+        if self._log_rows:
+            self.flush()
         c = self._one("SELECT value FROM el_counters WHERE name = ?", (f"log:{stream}:{shard}",))
         counted = int(c[0]) - 1 if c else 0
         if not self.d.serial_writes:
@@ -254,6 +275,8 @@ class SqlTxn(Txn):
     def log_first_seq_at(self, stream: str, shard: int, ts: float) -> int | None:
         # Walks the shard in sequence order (arrival times grow with it), so no index on ts
         # has to be maintained on every append for this rare question.
+        if self._log_rows:
+            self.flush()
         row = self._one(
             "SELECT seq FROM el_log WHERE stream = ? AND shard = ? AND ts >= ? ORDER BY seq LIMIT 1",
             (stream, shard, ts),
@@ -261,6 +284,8 @@ class SqlTxn(Txn):
         return int(row[0]) if row else None
 
     def log_trim(self, stream: str, before_ts: float) -> int:
+        if self._log_rows:
+            self.flush()
         shards = [r[0] for r in self._all("SELECT DISTINCT shard FROM el_log WHERE stream = ?", (stream,))]
         n = 0
         for shard in shards:

@@ -348,6 +348,8 @@ class SqliteBackend(SqlBackend):
         token = self._enter(txn)
         try:
             result = fn(txn)
+            if txn._log_rows:
+                txn.flush()
         except BaseException:
             _active_reset(token)
             conn.execute("ROLLBACK")
