@@ -12,6 +12,7 @@ restarts a worker that dies.
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import logging
 import multiprocessing
@@ -240,8 +241,20 @@ class Runtime:
             signals.wait(p.wake_names, seen, interval)
 
 
+def _tune_gc() -> None:
+    """Collect garbage less often in a worker process, and never look again at what exists
+    before it starts working. A pipeline allocates tens of containers per record (a
+    DynamoDB Streams record is about twenty dicts) and keeps a whole batch alive while it
+    builds it; with the default threshold of 700 the collector scanned those batches over
+    and over (15 % of building a table-stream event). Cycles are still collected, every
+    50,000 allocations."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _child_main(app: Any, duration_s: float | None) -> None:
     app._after_fork()
+    _tune_gc()
     stop = threading.Event()
 
     def on_term(signum: int, frame: Any) -> None:
