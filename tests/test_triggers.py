@@ -652,3 +652,41 @@ def test_the_worker_gate_serves_waiters_in_arrival_order() -> None:
     for t in threads:
         t.join(5)
     assert order == [0, 1, 2, 3, 4]
+
+
+def test_one_busy_poller_does_not_keep_the_others_of_its_worker_waiting(app_factory) -> None:
+    """With one place (the default), a worker's pollers take turns on one thread: a stream
+    with a long backlog gives way after each batch, so a record on another stream is
+    handled long before the backlog is done."""
+    import threading
+
+    app = app_factory("turns")
+    busy = app.stream("busy")
+    other = app.stream("other")
+    order: list[str] = []
+
+    @app.on_stream(busy, batch_size=1)
+    def slow(event, context):
+        time.sleep(0.002)
+        order.append("busy")
+
+    @app.on_stream(other, batch_size=1)
+    def quick(event, context):
+        order.append("other")
+
+    busy.put_many([{"data": b"x", "partition_key": "k"} for _ in range(200)])
+    stop = threading.Event()
+    runner = threading.Thread(target=app.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(order) < 20 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        other.put(b"y", "k")
+        while len(order) < 201 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert len(order) == 201
+    assert order.index("other") < 150  # served within a few turns, not after the backlog

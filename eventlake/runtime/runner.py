@@ -168,8 +168,13 @@ class Runtime:
     # -- one worker, many threads
     def run(self, stop: threading.Event, *, duration_s: float | None = None) -> None:
         threads = [threading.Thread(target=self._keeper, args=(stop,), name="el-keeper", daemon=True)]
-        for p in self.pollers:
-            threads.append(threading.Thread(target=self._loop, args=(p, stop), name=p.name, daemon=True))
+        if self.env.settings.worker_concurrency == 1:
+            # One place: the pollers take turns on one thread (see _serial).
+            serial = threading.Thread(target=self._serial, args=(stop,), name="el-pollers", daemon=True)
+            threads.append(serial)
+        else:
+            for p in self.pollers:
+                threads.append(threading.Thread(target=self._loop, args=(p, stop), name=p.name, daemon=True))
         for t in threads:
             t.start()
         deadline = time.monotonic() + duration_s if duration_s else None
@@ -216,6 +221,53 @@ class Runtime:
             except Exception:
                 log.exception("keeper iteration failed; retrying")
             stop.wait(min(period, 0.5))
+
+    def _serial(self, stop: threading.Event) -> None:
+        """Every poller of this worker on one thread, in turn: what the gate of one place did
+        with a thread per poller, without handing the interpreter lock and the gate from
+        thread to thread after every batch.
+
+        A poller is polled again at once after it worked; after a write to one of its names;
+        or when it asked to be (an open batching window, a retry's backoff: at most every
+        WINDOW_LOOK_S, as in _loop); and otherwise every poll_interval_s."""
+        signals = self.env.signals
+        clock = self.env.clock
+        interval = self.env.settings.poll_interval_s
+        pollers = list(self.pollers)
+        names = tuple(dict.fromkeys(n for p in pollers for n in p.wake_names))
+        due = [0.0] * len(pollers)  # clock time at which each poller is next polled
+        seen = [signals.version(p.wake_names) for p in pollers]
+        timed = [False] * len(pollers)  # True: only its due time wakes it, not writes
+        while not stop.is_set():
+            before = signals.version(names)
+            worked = False
+            now = clock.time()
+            for i, p in enumerate(pollers):
+                version = signals.version(p.wake_names)
+                if now < due[i] and (timed[i] or version == seen[i]):
+                    continue
+                seen[i] = version
+                timed[i] = False
+                try:
+                    r = p.poll_once()
+                except Exception:
+                    log.exception("poller %s failed; retrying", p.name)
+                    due[i] = clock.time() + 0.5
+                    continue
+                if r.worked:
+                    worked = True
+                    due[i] = 0.0
+                elif r.wake_at is not None:
+                    # A window is open or a retry backs off: new records need not wake it.
+                    due[i] = min(r.wake_at, clock.time() + max(interval, WINDOW_LOOK_S))
+                    timed[i] = True
+                else:
+                    due[i] = clock.time() + interval
+            if worked:
+                continue
+            left = min(due) - clock.time()
+            if left > 0:
+                signals.wait(names, before, min(left, interval))
 
     def _loop(self, p: Any, stop: threading.Event) -> None:
         signals = self.env.signals
