@@ -113,6 +113,13 @@ class Txn(ABC):
     def log_reserve(self, stream: str, shard: int) -> int:
         """Allocate the shard's next sequence number, for :meth:`log_append_at`."""
 
+    def log_add(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
+        """Append one row (a change record, the commonest append) and return its number;
+        like log_append_at, it may be written at commit."""
+        seq = self.log_reserve(stream, shard)
+        self.log_append_at(stream, shard, seq, pkey, data, ts)
+        return seq
+
     @abstractmethod
     def log_append_at(self, stream: str, shard: int, seq: int, pkey: str, data: bytes, ts: float) -> None:
         """Append one row under a number from :meth:`log_reserve`: a change record names its

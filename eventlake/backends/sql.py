@@ -243,6 +243,19 @@ class SqlTxn(Txn):
             rows = self._log_rows = []
         rows.append((stream, shard, seq, pkey, data, ts))
 
+    def log_add(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
+        key = (stream, shard)
+        seq = self._next_seq.get(key) if self.d.serial_writes else None
+        if seq is None:
+            seq = self._log_next(stream, shard, 1)
+        else:
+            self._next_seq[key] = seq + 1
+        rows = self._log_rows
+        if rows is None:
+            rows = self._log_rows = []
+        rows.append((stream, shard, seq, pkey, data, ts))
+        return seq
+
     def flush(self) -> None:
         """Write the rows held back by :meth:`log_append_at` (the engines call it before
         committing; log reads call it first)."""

@@ -145,6 +145,8 @@ class Table:
         self._pk_size = len(self.pk_name.encode("utf-8"))
         self._new_view = self.stream_view in _NEW_VIEWS
         self._old_view = self.stream_view in _OLD_VIEWS
+        self._insert_record = self._simple_key and self._new_view and stream_shards == 1
+        self._insert_head = b'{"e":"INSERT","k":{' + _dumps(self.pk_name) + b":"
 
         meta = json.dumps(
             {
@@ -298,9 +300,7 @@ class Table:
             head += b',"o":' + (old_raw or self._encode(old))
             size += item_size(old)
         shard = 0 if self.stream_shards == 1 else shard_for(pk_text, self.stream_shards)
-        seq = txn.log_reserve(self.log, shard)
-        data = b"%b,\"s\":%d}" % (head, size)
-        txn.log_append_at(self.log, shard, seq, pk_text, data, self.env.clock.time())
+        txn.log_add(self.log, shard, pk_text, b"%b,\"s\":%d}" % (head, size), self.env.clock.time())
         txn.after_commit(self.log, self._notify)
 
     # -- single-item writes
@@ -403,6 +403,22 @@ class Table:
         """A put's transaction: one insert for a new item; read, check, write for an old one."""
         name = self.name
         if insert_first and txn.item_insert(name, pkb, skb, raw):
+            if self._insert_record:
+                # The commonest change record (a new item, a string key, one shard), written
+                # with the least work; _emit is the general form of the same record.
+                pk_av = avs[self.pk_name]
+                pk_s = pk_av["S"]
+                if pk_s.isascii():
+                    txn.log_add(
+                        self.log,
+                        0,
+                        '{"S": ' + _quote(pk_s) + "}",
+                        b"%b%b},\"n\":%b,\"s\":%d}"
+                        % (self._insert_head, _dumps(pk_av), raw, self._pk_size + len(pk_s) + size),
+                        self.env.clock.time(),
+                    )
+                    txn.after_commit(self.log, self._notify)
+                    return None
             old_raw = old = None
         else:
             old_raw = txn.item_get(name, pkb, skb, lock=True)
