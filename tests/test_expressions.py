@@ -506,3 +506,44 @@ def test_encoders_compiled_per_shape_agree_with_the_reference() -> None:
             continue
         assert prepare_item(item) == (expected, *encode_item(expected)), item
     assert compiled_used > 1000  # the compiled encoders did much of the work
+
+
+def test_item_decoding_agrees_with_the_value_by_value_reference() -> None:
+    """deserialize_item reads strings, numbers and maps directly; for any stored document it
+    must give from_dynamo's answer, or its error."""
+    from eventlake.expressions.values import from_dynamo
+
+    rng = random.Random(31)
+    avs: list[object] = [
+        {"S": "x"}, {"S": ""}, {"N": "12.5"}, {"N": "-0"}, {"N": "1E+5"}, {"N": "NaN"}, {"N": "abc"},
+        {"N": 5}, {"S": 5}, {"B": "AQI="}, {"BOOL": True}, {"NULL": True}, {"SS": ["a"]},
+        {"NS": ["1", "2"]}, {"L": [{"S": "a"}, {"N": "1"}]}, {"M": {"k": {"S": "v"}}},
+        {"M": {"k": {"N": "x"}}}, {"S": "a", "N": "1"}, {}, "bare", None,
+    ]
+    for _ in range(2000):
+        doc = {f"a{i}": rng.choice(avs) for i in range(rng.randint(1, 5))}
+        if rng.random() < 0.3:
+            doc["m"] = {"M": {f"b{i}": rng.choice(avs) for i in range(rng.randint(0, 3))}}
+        try:
+            expected: object = {k: from_dynamo(v) for k, v in doc.items()}
+        except ValidationError as e:
+            expected = str(e)
+        try:
+            got: object = deserialize_item(doc)
+        except ValidationError as e:
+            got = str(e)
+        assert repr(got) == repr(expected), doc  # repr: Decimal("NaN") is not equal to itself
+
+
+def test_lambda_request_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from eventlake.events.context import LambdaContext, request_id
+
+    for _ in range(500):
+        rid = request_id()
+        u = uuid.UUID(rid)
+        assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
+    ctx = LambdaContext("f", region="eu-west-1", account="42")
+    assert ctx.invoked_function_arn == "arn:aws:lambda:eu-west-1:42:function:f"
+    assert ctx.log_group_name == "/aws/lambda/f" and "[$LATEST]" in ctx.log_stream_name
