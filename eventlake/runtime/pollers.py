@@ -138,8 +138,9 @@ class StreamPoller:
         self.env.state.transaction(run)
         self._inflight = end
 
-    def _commit(self, txn: Any, seq: int) -> None:
-        self.leases.check(txn, self.name)
+    def _commit(self, txn: Any, seq: int, *, lease_checked: bool = False) -> None:
+        if not lease_checked:  # an atomic invocation checked it first in this transaction
+            self.leases.check(txn, self.name)
         end = self._inflight if self._inflight is not None and self._inflight > seq else None
         txn.kv_put("ckpt", self.name, f"{seq}:{end}" if end else str(seq))
         # Only remembered once the transaction commits; a rollback must not move it.
@@ -296,7 +297,7 @@ class StreamPoller:
             outcome["idx"] = idx
             seq = seg.end if idx is None else seg.rows[idx - 1].seq
             if txn is not None:
-                self._commit(txn, seq)
+                self._commit(txn, seq, lease_checked=True)
             else:
                 self.env.state.transaction(lambda t: self._commit(t, seq))
 
