@@ -1,17 +1,22 @@
 """leda benchmark: records/s end to end (generator put → verified aggregate) for one hard round.
 
 Run: .venv/bin/python benchmarks/leda.py [--records 100000] [--backends sqlite,sqlite-split,postgres]
+     [--workers 1,2] [--repeat 3]
 
 Compares the at-least-once-idempotent code (lab2: conditional puts and transaction tokens)
 with eventlake's atomic mode (effects and checkpoints in one commit), with 1 and 2 worker
 processes, on SQLite (one file; or ``sqlite-split``: the stream's records in a second file,
-``stream_url``) and PostgreSQL. Each run's score is printed next to its figure.
+``stream_url``) and PostgreSQL. Each run's score is printed next to its figure. With
+``--repeat N`` every configuration runs N times, interleaved, and the median is reported (a
+shared virtual machine's speed drifts by tens of per cent within minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import statistics
 import sys
 import tempfile
 import uuid
@@ -85,16 +90,28 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--backends", default="sqlite,sqlite-split,postgres")
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per configuration; the median is shown")
     args = ap.parse_args()
     backends = args.backends.split(",")
     workers = [int(w) for w in args.workers.split(",")]
     configs = [(b, m, w) for b in backends for w in workers for m in ("lab2", "atomic")]
-    results: dict[tuple[str, str, int], tuple[float, int]] = {}
+    runs: dict[tuple[str, str, int], list[tuple[float, int]]] = {cfg: [] for cfg in configs}
+    console.print(
+        f"Python {platform.python_version()} ({sys.executable}), {os.cpu_count()} cores, "
+        f"{args.repeat} run(s) per configuration"
+    )
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as progress:
-        task = progress.add_task("leda rounds", total=len(configs))
-        for cfg in configs:
-            results[cfg] = one(*cfg, args.records, tmp)
-            progress.advance(task)
+        task = progress.add_task("leda rounds", total=len(configs) * args.repeat)
+        for _ in range(args.repeat):
+            for cfg in configs:
+                runs[cfg].append(one(*cfg, args.records, tmp))
+                progress.advance(task)
+    results = {
+        cfg: (statistics.median(r for r, _ in got), min(s for _, s in got)) for cfg, got in runs.items()
+    }
+    if args.repeat > 1:
+        for cfg, got in runs.items():
+            console.print(f"  {' '.join(map(str, cfg))}: " + ", ".join(f"{r:,.0f}" for r, _ in got))
     table = Table(title=f"leda: one hard round of {args.records:,} records, records/s end to end")
     for col in ("backend", "workers", "lab2", "atomic", "atomic / lab2", "scores"):
         table.add_column(col, justify="right" if col not in ("backend",) else "left")
