@@ -311,3 +311,28 @@ def test_rows_appended_under_reserved_numbers_are_read_back_in_order(backend: St
     assert c > b
     rows = backend.transaction(lambda t: t.log_read("chg", 0, 0, 10))
     assert [(r.seq, r.data) for r in rows] == [(a, b"first"), (b, b"second")]
+
+
+def test_sqlite_remembered_sequence_numbers_follow_other_writers(sqlite_url: str) -> None:
+    """A process remembers each log shard's next number between its write transactions; a
+    write by another connection in between (another process, another backend on the file)
+    must not make it hand out a number twice, and a rolled-back append frees its number."""
+    a = open_state_backend(sqlite_url)
+    b = open_state_backend(sqlite_url)  # a second connection to the same file
+    try:
+        assert a.transaction(lambda t: t.log_append("s", 0, [("k", b"1", 1.0)])) == 1
+        assert b.transaction(lambda t: t.log_append("s", 0, [("k", b"2", 1.0)])) == 2
+        assert a.transaction(lambda t: t.log_add("s", 0, "k", b"3", 1.0)) == 3
+
+        def abandoned(t):
+            t.log_add("s", 0, "k", b"lost", 1.0)
+            raise RuntimeError("roll back")
+
+        with pytest.raises(RuntimeError):
+            a.transaction(abandoned)
+        assert a.transaction(lambda t: t.log_add("s", 0, "k", b"4", 1.0)) == 4
+        rows = a.transaction(lambda t: t.log_read("s", 0, 0, 10))
+        assert [(r.seq, r.data) for r in rows] == [(1, b"1"), (2, b"2"), (3, b"3"), (4, b"4")]
+    finally:
+        a.close()
+        b.close()

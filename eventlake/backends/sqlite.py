@@ -276,6 +276,8 @@ class SqliteBackend(SqlBackend):
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
+        self._next_seqs: dict[tuple[str, int], int] = {}  # see _run_once
+        self._seq_version: int | None = None
         self._pid = os.getpid()
         self._writes = 0
         self._closed = False
@@ -338,7 +340,18 @@ class SqliteBackend(SqlBackend):
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError:
                     _begin_write(conn, self.path)
-                txn, result = self._body(conn, fn, write=True)
+                # The next sequence number of each log shard is remembered across this
+                # process's write transactions (a transaction of one put asked SQLite twice
+                # for it), for as long as no other connection has committed since.
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._seq_version:
+                    self._next_seqs.clear()
+                    self._seq_version = version
+                try:
+                    txn, result = self._body(conn, fn, write=True)
+                except BaseException:
+                    self._next_seqs.clear()  # numbers taken by the rolled-back writes are free
+                    raise
             finally:
                 lock.release()
             self._writes += 1
@@ -353,6 +366,8 @@ class SqliteBackend(SqlBackend):
     def _body(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], write: bool = False) -> Any:
         """Run ``fn`` in the transaction just begun on ``conn``; commit, or roll back and raise."""
         txn = SqlTxn(conn.cursor(), DIALECT, _no_lock)
+        if write:
+            txn._next_seq = self._next_seqs
         token = self._enter(txn)
         try:
             result = fn(txn)
@@ -385,6 +400,8 @@ class SqliteBackend(SqlBackend):
         _INHERITED.append((self._local, self._writer))
         self._local = threading.local()
         self._writer = None
+        self._next_seqs = {}
+        self._seq_version = None
         self._write_lock = threading.Lock()
         self._pid = os.getpid()
 
