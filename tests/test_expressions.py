@@ -301,9 +301,24 @@ def test_number_sizes_from_text_match_significant_digits() -> None:
     assert avs == serialize_item(item) and size == item_size(item) == 6 + 4 + 18 + 3
 
 
+def _prepare_agrees_with_reference(item: dict) -> bool:
+    """prepare_item gives normalize + encode_item's result, or raises its error; True when the
+    item was valid."""
+    from eventlake.expressions.values import encode_item, prepare_item
+
+    try:
+        expected = normalize(item)
+    except ValidationError as e:
+        with pytest.raises(ValidationError) as got:
+            prepare_item(item)
+        assert str(got.value) == str(e), item
+        return False
+    assert prepare_item(item) == (expected, *encode_item(expected)), item
+    return True
+
+
 def test_prepare_item_agrees_with_normalise_then_encode() -> None:
     """The one-walk put path must store exactly what normalising and then encoding stored."""
-    from eventlake.expressions.values import encode_item, prepare_item
 
     rng = random.Random(11)
 
@@ -326,16 +341,7 @@ def test_prepare_item_agrees_with_normalise_then_encode() -> None:
     checked = 0
     for _ in range(1500):
         item = {"id": "x", **{f"a{i}": value(0) for i in range(rng.randint(0, 5))}}
-        try:
-            expected = normalize(item)
-        except ValidationError as e:
-            with pytest.raises(ValidationError) as got:
-                prepare_item(item)
-            assert str(got.value) == str(e)
-            continue
-        avs, size = encode_item(expected)
-        assert prepare_item(item) == (expected, avs, size)
-        checked += 1
+        checked += _prepare_agrees_with_reference(item)
     assert checked > 1000
 
 
@@ -343,7 +349,7 @@ def test_prepare_item_agrees_with_normalise_then_encode_on_number_and_text_edges
     """The put path's shortcut for plain Decimals and ASCII text must give the careful path's
     answer (or its error) for zeros, exponents, 38+ digits, NaN, and strings that are not
     valid Unicode."""
-    from eventlake.expressions.values import encode_item, prepare_item
+    from eventlake.expressions.values import prepare_item
 
     texts = ["0", "-0", "0.000", "-0.0", "12.50", "100", "1E+3", "1E-7", "0.000001", "-12.340",
              "1" * 38, "1" * 39, "0." + "1" * 37, "9.9999999999999999999999999999999999999E+125",
@@ -352,14 +358,7 @@ def test_prepare_item_agrees_with_normalise_then_encode_on_number_and_text_edges
     values += ["ascii", "ünï", "bad \udc80 half", "\ud800", 10**38 - 1, -(10**38), 1.5, float("inf")]
     for v in values:
         for item in ({"id": "x", "v": v}, {"id": "x", "m": {"v": v}}, {"id": "x", "l": [v]}):
-            try:
-                expected = normalize(item)
-            except ValidationError as e:
-                with pytest.raises(ValidationError) as got:
-                    prepare_item(item)
-                assert str(got.value) == str(e), v
-                continue
-            assert prepare_item(item) == (expected, *encode_item(expected)), v
+            _prepare_agrees_with_reference(item)
     with pytest.raises(ValidationError, match=r"^m\.k: string .* is not valid Unicode"):
         prepare_item({"id": "x", "m": {"k": "\udc80"}})
     with pytest.raises(ValidationError, match=r"^m: string .* is not valid Unicode"):
@@ -459,7 +458,6 @@ def test_encoders_compiled_per_shape_agree_with_the_reference() -> None:
     (including ones of other types, wrong ones and non-ASCII text) the result must be the
     careful path's, or its error."""
     from eventlake.expressions import shapes
-    from eventlake.expressions.values import encode_item, prepare_item
 
     rng = random.Random(23)
     pool: list[object] = [
@@ -497,14 +495,7 @@ def test_encoders_compiled_per_shape_agree_with_the_reference() -> None:
         item = fill(template)
         encoder = shapes.compiled.get(tuple(item))
         compiled_used += encoder is not None and encoder(item) is not None
-        try:
-            expected = normalize(item)
-        except ValidationError as e:
-            with pytest.raises(ValidationError) as got:
-                prepare_item(item)
-            assert str(got.value) == str(e), item
-            continue
-        assert prepare_item(item) == (expected, *encode_item(expected)), item
+        _prepare_agrees_with_reference(item)
     assert compiled_used > 1000  # the compiled encoders did much of the work
 
 

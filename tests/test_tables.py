@@ -222,32 +222,41 @@ def test_projection(t) -> None:
     assert t.get({"id": "a"}, projection="x.y, l[1]") == {"x": {"y": 1}, "l": [2]}
 
 
+def _together(n: int, rounds: int, step) -> None:
+    """``step(thread, round)`` on ``n`` threads, every round started by all of them at once."""
+    import threading
+
+    start = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        for k in range(rounds):
+            start.wait()
+            step(i, k)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
 def test_concurrent_creates_of_one_item_let_exactly_one_win(app: App) -> None:
     """Eight threads put the same new key with attribute_not_exists at once, for 30 keys: one
     put per key succeeds, the others get ConditionalCheckFailed, and the change stream holds
     one INSERT per key. (On engines with concurrent writers a read of a missing row locks
     nothing; the insert must decide.)"""
-    import threading
-
     t = app.table("race", key="id", stream="new_image")
     keys = 30
-    start = threading.Barrier(8)
     outcomes: list[tuple[int, str]] = []
 
-    def create(i: int) -> None:
-        for k in range(keys):
-            start.wait()
-            try:
-                t.put({"id": f"k{k}", "by": i}, condition="attribute_not_exists(id)")
-                outcomes.append((k, "ok"))
-            except ConditionalCheckFailed:
-                outcomes.append((k, "failed"))
+    def create(i: int, k: int) -> None:
+        try:
+            t.put({"id": f"k{k}", "by": i}, condition="attribute_not_exists(id)")
+            outcomes.append((k, "ok"))
+        except ConditionalCheckFailed:
+            outcomes.append((k, "failed"))
 
-    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    _together(8, keys, create)
     wins = sorted(k for k, o in outcomes if o == "ok")
     assert wins == list(range(keys)) and len(outcomes) == 8 * keys
     rows = app.env.state.transaction(lambda x: x.log_read(t.log, 0, 0, 1000))
@@ -276,23 +285,14 @@ def test_put_of_an_existing_item_reads_it_for_the_condition_and_the_old_image(ap
 def test_concurrent_updates_creating_an_item_lose_no_increment(app: App) -> None:
     """ADD on a missing item creates it; eight threads doing so at once must not overwrite
     each other's first increments (a read of a missing row locks nothing)."""
-    import threading
-
     t = app.table("counts", key="id")
     rounds = 30
-    start = threading.Barrier(8)
 
-    def bump() -> None:
-        for k in range(rounds):
-            start.wait()
-            t.update({"id": f"c{k}"}, "ADD n :one", values={":one": 1})
-            app.transact([t.tx_update({"id": f"t{k}"}, "ADD n :one", values={":one": 1})])
+    def bump(_: int, k: int) -> None:
+        t.update({"id": f"c{k}"}, "ADD n :one", values={":one": 1})
+        app.transact([t.tx_update({"id": f"t{k}"}, "ADD n :one", values={":one": 1})])
 
-    threads = [threading.Thread(target=bump) for _ in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    _together(8, rounds, bump)
     assert {i["id"]: i["n"] for i in t.items()} == {
         **{f"c{k}": 8 for k in range(rounds)},
         **{f"t{k}": 8 for k in range(rounds)},
@@ -301,22 +301,13 @@ def test_concurrent_updates_creating_an_item_lose_no_increment(app: App) -> None
 
 def test_concurrent_transactions_with_one_token_apply_once(app: App) -> None:
     """A retried TransactWriteItems racing its original (same token) must apply once."""
-    import threading
-
     t = app.table("tokened", key="id")
     rounds = 20
-    start = threading.Barrier(6)
 
-    def send() -> None:
-        for k in range(rounds):
-            start.wait()
-            app.transact([t.tx_update({"id": "x"}, "ADD n :one", values={":one": 1})], token=f"tok-{k}")
+    def send(_: int, k: int) -> None:
+        app.transact([t.tx_update({"id": "x"}, "ADD n :one", values={":one": 1})], token=f"tok-{k}")
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    _together(6, rounds, send)
     assert t.get({"id": "x"})["n"] == rounds
 
 
