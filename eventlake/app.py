@@ -36,9 +36,6 @@ T = TypeVar("T")
 _INHERITED: list[Any] = []  # objects from before a fork, kept alive and never used
 
 
-T = TypeVar("T")
-
-
 def _split(
     kind: str, options: dict[str, Any], mapping_cls: type | None, extra: Sequence[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:

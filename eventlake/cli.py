@@ -132,7 +132,7 @@ def sql(
         err.print("[bold red]error:[/] --format parquet needs --output FILE")
         raise typer.Exit(2)
     try:
-        overrides = {"warehouse_path": warehouse} if warehouse else {}
+        overrides: dict[str, Any] = {"warehouse_path": warehouse} if warehouse else {}
         app = App("sql", state_url=state_url, lake_url=lake_url, **overrides)
         result = app.sql(query)
     except (EventlakeError, QueryError) as e:

@@ -28,7 +28,7 @@ def _resolve(ref: str | Callable[[str], StateBackend]) -> Callable[[str], StateB
     if callable(ref):
         return ref
     module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), attr)
 
 
 def open_state_backend(url_or_backend: str | StateBackend, *, setting: str = "state_url") -> StateBackend:

@@ -170,4 +170,4 @@ def open_object_store(url_or_store: str | ObjectStore) -> ObjectStore:
     if isinstance(ref, str):
         module, _, attr = ref.partition(":")
         ref = getattr(importlib.import_module(module), attr)
-    return ref(url_or_store)  # type: ignore[operator, no-any-return]
+    return ref(url_or_store)

@@ -475,7 +475,7 @@ class SqlBackend(StateBackend):
 
     def in_transaction(self) -> bool:
         active = _active.get()
-        return bool(active) and id(self) in active
+        return active is not None and id(self) in active
 
     def current(self) -> SqlTxn | None:
         active = _active.get()

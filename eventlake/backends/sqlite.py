@@ -288,7 +288,11 @@ class SqliteBackend(SqlBackend):
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), self.path)
         finally:
             _GUARD.leave()
-        self._run_once(lambda txn: [txn.cur.execute(ddl) for ddl in DIALECT.ddl()], False)
+        def create(txn: Txn) -> None:
+            for ddl in DIALECT.ddl():
+                txn.cur.execute(ddl)  # type: ignore[attr-defined]  # an SqlTxn
+
+        self._run_once(create, False)
 
     def _open(self, *, shared: bool = False) -> sqlite3.Connection:
         # No busy handler: write transactions wait in _begin_write, and the rare busy

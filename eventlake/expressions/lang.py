@@ -706,7 +706,7 @@ def _compile_compare(op: str, left: Any, right: Any) -> Callable[[Any, _Lazy], b
             t = type(a)
             if t is type(b) and (t is Decimal or t is str):
                 # UTF-8 preserves code point order, so str order is DynamoDB's byte order.
-                return order(a, b)  # type: ignore[no-any-return]
+                return order(a, b)
             return _compare(op, a, b)
 
         return ordered
@@ -716,7 +716,7 @@ def _compile_compare(op: str, left: Any, right: Any) -> Callable[[Any, _Lazy], b
             a, b = lf(item, lz), rf(item, lz)
             t = type(a)
             if t is type(b) and (t is Decimal or t is str):
-                return a == b  # type: ignore[no-any-return]
+                return a == b
             return _compare(op, a, b)
 
         return equal
@@ -949,9 +949,9 @@ class KeyCondition:
             return _comparable(value, lo) and _key(lo) <= _key(value) <= _key(hi)
         if self.sort_op == "begins_with":
             (prefix,) = self.sort_args
-            return (
-                isinstance(value, (str, bytes)) and type(value) is type(prefix) and value.startswith(prefix)
-            )
+            if isinstance(value, str) and isinstance(prefix, str):
+                return value.startswith(prefix)
+            return isinstance(value, bytes) and isinstance(prefix, bytes) and value.startswith(prefix)
         return _compare(self.sort_op, value, self.sort_args[0])
 
 

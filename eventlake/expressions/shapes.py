@@ -149,7 +149,7 @@ class _Generator:
         if not self.changes:
             return ["out = item"]
         lines = ["out = dict(item)"]
-        copied = {(): "out"}
+        copied: dict[tuple[str, ...], str] = {(): "out"}
         for path, expr in self.changes:
             for i in range(1, len(path)):
                 prefix = path[:i]

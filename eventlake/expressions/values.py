@@ -112,7 +112,7 @@ def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
 def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise ValidationError(f"an item must be a dict, got {type(item).__name__}")
-    return normalize(item)  # type: ignore[no-any-return]
+    return normalize(item)
 
 
 def type_name(value: Any) -> str:

@@ -37,14 +37,14 @@ def _arrow_types() -> dict[str, Any]:
     return {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
 
 
-class _LazyArrowTypes(dict):  # type: ignore[type-arg]
+class _LazyArrowTypes(dict):
     """Catalog type → Arrow type, filled on first use so importing the catalog stays cheap."""
 
     def __missing__(self, key: str) -> Any:
         self.update(_arrow_types())
         return dict.__getitem__(self, key)
 
-    def items(self) -> Any:  # type: ignore[override]
+    def items(self) -> Any:
         if not self:
             self.update(_arrow_types())
         return super().items()

@@ -7,6 +7,7 @@ backend; ``on_object`` triggers read that log with the same machinery as stream 
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -41,7 +42,7 @@ class Lake:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return self.store.list(prefix)
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def keys(self, prefix: str = "") -> builtins.list[str]:
         return [o.key for o in self.store.list(prefix)]
 
     def delete(self, key: str) -> bool:

@@ -159,6 +159,7 @@ class Queue:
     """A message queue (SQS standard or FIFO)."""
 
     kind = "queue"
+    fifo: bool
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ in the same transaction as the item, as DynamoDB Streams guarantees.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -129,7 +130,8 @@ class Table:
         assert pk is not None
         self.pk_name, self.pk_type = pk
         sk = _key_spec(sort_key, "sort_key", name)
-        self.sk_name, self.sk_type = sk if sk else (None, None)
+        self.sk_name: str | None = sk[0] if sk else None
+        self.sk_type: str | None = sk[1] if sk else None
         if stream is not None and stream not in VIEW_TYPES:
             raise ValidationError(
                 f"table {name!r}: stream must be one of {', '.join(VIEW_TYPES)} or None, got {stream!r}"
@@ -329,7 +331,7 @@ class Table:
                 self._emit(txn, old, new, old_raw, new_raw, new_size, new_avs)
             return old, new
 
-        return self.env.state.transaction(run)  # type: ignore[no-any-return]
+        return self.env.state.transaction(run)
 
     def _notify(self) -> None:
         self.env.signals.notify(self.log)
@@ -524,7 +526,9 @@ class Table:
         while not done:
             chunk = min(limit - scanned, 1000) if limit else 1000
             rows = self.env.state.transaction(
-                lambda t, a=after, c=chunk: t.item_range(self.name, pkb, after=a, forward=forward, limit=c),
+                functools.partial(
+                    _item_range, table=self.name, pk=pkb, after=after, forward=forward, limit=chunk
+                ),
                 readonly=True,
             )
             if len(rows) < chunk:
@@ -580,7 +584,7 @@ class Table:
         while True:
             chunk = min(limit - scanned, 1000) if limit else 1000
             rows = self.env.state.transaction(
-                lambda t, a=after, c=chunk: t.item_scan(self.name, after=a, limit=c), readonly=True
+                functools.partial(_item_scan, table=self.name, after=after, limit=chunk), readonly=True
             )
             for pkb, skb, raw in rows:
                 after = (pkb, skb)
@@ -675,10 +679,22 @@ class Table:
         return f"Table({self.name!r}, key={self.pk_name!r}, sort_key={self.sk_name!r})"
 
 
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote = json.encoder.encode_basestring_ascii
 _dumps = orjson.dumps
 _NEW_VIEWS = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
 _OLD_VIEWS = ("OLD_IMAGE", "NEW_AND_OLD_IMAGES")
+
+
+def _item_range(
+    txn: Any, *, table: str, pk: bytes, after: bytes | None, forward: bool, limit: int
+) -> list[tuple[bytes, bytes]]:
+    return txn.item_range(table, pk, after=after, forward=forward, limit=limit)
+
+
+def _item_scan(
+    txn: Any, *, table: str, after: tuple[bytes, bytes] | None, limit: int
+) -> list[tuple[bytes, bytes, bytes]]:
+    return txn.item_scan(table, after=after, limit=limit)
 
 
 def _store(txn: Any, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created: bool) -> None:
@@ -783,7 +799,7 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
                 )
         if failed:
             raise TransactionCanceled(reasons)
-        news = []
+        news: list[dict[str, Any] | None] = []
         for (a, _, _), old in zip(encoded, olds, strict=True):
             if a.kind == "Put":
                 news.append(a.item)
@@ -797,16 +813,16 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
                 news.append(None)
             else:
                 news.append(old)
-        for (a, pkb, skb), old, new in zip(encoded, olds, news, strict=True):
+        for (a, pkb, skb), old, written in zip(encoded, olds, news, strict=True):
             if a.kind == "ConditionCheck":
                 continue
-            if new is None:
+            if written is None:
                 if old is not None:
                     txn.item_delete(a.table.name, pkb, skb)
             else:
-                _store(txn, a.table.name, pkb, skb, a.table._encode(new), created=old is None)
-            if a.table.stream_view is not None and old != new:
-                a.table._emit(txn, old, new)
+                _store(txn, a.table.name, pkb, skb, a.table._encode(written), created=old is None)
+            if a.table.stream_view is not None and old != written:
+                a.table._emit(txn, old, written)
         if token is not None:
             doc = json.dumps({"h": fingerprint, "exp": now + TOKEN_TTL_S})
             if raw is not None:

@@ -81,7 +81,7 @@ class Runtime:
         self.leases = Leases(self.env, owner or new_owner_id(), self.env.settings.lease_ttl_s)
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
-        self.tickers = []
+        self.tickers: list[Any] = []
         # See Settings.worker_concurrency: pollers of this process take turns through it.
         self._gate = FairGate(self.env.settings.worker_concurrency)
         self._dlqs: dict[str, Any] = {}

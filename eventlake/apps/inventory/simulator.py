@@ -74,12 +74,14 @@ class StoreSimulator:
                 sold = min(int(self.rng.expovariate(1 / self._demand(key))), int(item["current_stock"]))
                 if sold:
                     sales[key] = sold
-                    item = self.stock.update(
+                    updated = self.stock.update(
                         {"store_id": key[0], "product_id": key[1]},
                         "ADD current_stock :d",
                         values={":d": -sold},
                         return_values="ALL_NEW",
                     )
+                    assert updated is not None  # ALL_NEW of an update is the item
+                    item = updated
                 records.append(record_for(item, clock.time(), status.get(key)))
             for i in range(0, len(records), 500):
                 self.stream.put_many(
