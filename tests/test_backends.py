@@ -336,3 +336,31 @@ def test_sqlite_remembered_sequence_numbers_follow_other_writers(sqlite_url: str
     finally:
         a.close()
         b.close()
+
+
+def test_sqlite_a_failed_commit_rolls_back_and_leaves_the_writer_usable(sqlite_url: str) -> None:
+    """A COMMIT that fails (here SQLite's own interrupt, as a full disk would) leaves the
+    connection inside its transaction: the backend must roll it back, or every later write
+    of the process fails with "cannot start a transaction within a transaction"."""
+    import sqlite3
+
+    backend = open_state_backend(sqlite_url)
+    try:
+        backend.transaction(lambda t: t.kv_put("k", "before", "1"))
+        conn = backend._writer  # type: ignore[attr-defined]
+        armed = [False]
+
+        def trace(statement: str) -> None:
+            armed[0] = statement.strip().upper() == "COMMIT"
+
+        conn.set_trace_callback(trace)
+        conn.set_progress_handler(lambda: 1 if armed[0] else 0, 1)
+        with pytest.raises(sqlite3.OperationalError, match="interrupt"):
+            backend.transaction(lambda t: t.kv_put("k", "lost", "2"))
+        conn.set_progress_handler(None, 0)
+        conn.set_trace_callback(None)
+        backend.transaction(lambda t: t.kv_put("k", "after", "3"))
+        got = backend.transaction(lambda t: tuple(t.kv_get("k", n) for n in ("before", "lost", "after")))
+        assert got == ("1", None, "3")
+    finally:
+        backend.close()

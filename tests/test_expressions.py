@@ -538,3 +538,58 @@ def test_lambda_request_ids_are_version_4_uuids() -> None:
     ctx = LambdaContext("f", region="eu-west-1", account="42")
     assert ctx.invoked_function_arn == "arn:aws:lambda:eu-west-1:42:function:f"
     assert ctx.log_group_name == "/aws/lambda/f" and "[$LATEST]" in ctx.log_stream_name
+
+
+def test_str_subclass_keys_and_values_are_stored_as_their_plain_strings() -> None:
+    """A str Enum member (or any str subclass) as an attribute name or value is its string
+    value - what boto3 would send - on every path: first sight, compiled shapes, nested."""
+    import enum
+
+    from eventlake.expressions import shapes
+    from eventlake.expressions.values import prepare_item
+
+    class Field(str, enum.Enum):  # noqa: UP042 - the mixin whose str() is not its value
+        NAME = "name"
+        KIND = "kind"
+
+    plain = {"id": "x", "name": "a", "m": {"kind": "b", "n": 1}}
+    for _ in range(shapes.SIGHTINGS + 1):  # the plain shape gets its compiled encoder
+        prepare_item(dict(plain))
+    odd = {"id": "x", Field.NAME: Field.KIND, "m": {Field.KIND: "b", "n": 1}}
+    for _ in range(shapes.SIGHTINGS + 1):
+        norm, avs, size = prepare_item(odd)
+        assert norm == {"id": "x", "name": "kind", "m": {"kind": "b", "n": Decimal(1)}}
+        m = {"M": {"kind": {"S": "b"}, "n": {"N": "1"}}}
+        assert avs == {"id": {"S": "x"}, "name": {"S": "kind"}, "m": m}
+        assert all(type(k) is str for k in avs) and all(type(k) is str for k in avs["m"]["M"])
+        assert size == prepare_item(plain | {"name": "kind"})[2]
+        assert _prepare_agrees_with_reference(odd)
+    with pytest.raises(ValidationError, match="map keys must be strings"):
+        prepare_item({"id": "x", 5: "y"})
+
+
+def test_shapes_too_large_or_too_deep_to_compile_take_the_general_walk() -> None:
+    from eventlake.expressions import shapes
+    from eventlake.expressions.values import MAX_DEPTH, prepare_item
+
+    wide = {f"a{i}": i for i in range(shapes.MAX_VALUES + 10)}
+    deep: dict = {"leaf": "x"}
+    for _ in range(MAX_DEPTH - 1):
+        deep = {"d": deep}
+    for item in (wide, deep):
+        for _ in range(shapes.SIGHTINGS + 2):
+            assert _prepare_agrees_with_reference(item)
+    assert tuple(wide) not in shapes.compiled  # too many values: never compiled
+    too_deep = {"d": deep}
+    with pytest.raises(ValidationError, match="nesting"):
+        prepare_item(too_deep)
+
+
+def test_an_expression_that_is_not_a_string_is_a_validation_error() -> None:
+    from eventlake.expressions.lang import validate_condition_placeholders, validate_placeholders
+
+    for bad in (123, ["a = :v"], b"a = :v"):
+        with pytest.raises(ValidationError, match="an expression must be a string"):
+            validate_condition_placeholders(bad, None, {":v": 1})  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="an expression must be a string"):
+            validate_placeholders(["SET a = :v", bad], None, {":v": 1})  # type: ignore[list-item]

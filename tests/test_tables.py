@@ -333,3 +333,15 @@ def test_the_short_path_for_new_items_writes_the_general_change_record(app: App)
     got, want = records(fast), records(general)
     assert [(p, d) for p, d, _ in got] == [(p, d) for p, d, _ in want]
     assert [raw for _, _, raw in got] == [raw for _, _, raw in want]
+
+
+def test_put_with_a_bad_condition_fails_cleanly_and_writes_nothing(app: App) -> None:
+    t = app.table("bad_conditions", key="id")
+    t.put({"id": "old", "v": 1})
+    for key in ("old", "new"):
+        with pytest.raises(ValidationError, match="an expression must be a string"):
+            t.put({"id": key, "v": 2}, condition=123)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="attribute type"):
+            t.put({"id": key, "v": 2}, condition="attribute_type(v, :t)", values={":t": "XX"})
+    assert t.get({"id": "old"}) == {"id": "old", "v": 1}
+    assert t.get({"id": "new"}) is None

@@ -447,6 +447,35 @@ def test_atomic_handler_effects_roll_back_with_failure(app: App) -> None:
     assert t.get({"id": "n"})["c"] == 3  # not 6: the first attempt's write rolled back
 
 
+def test_a_conflict_inside_an_atomic_handler_reruns_the_transaction_not_the_batch(app: App) -> None:
+    """A write that lost a race (RetryTransaction, or the engine's serialisation failure)
+    inside an atomic handler makes the transaction run again at once; it is not the handler
+    failing (no error, no retry of the batch, nothing dead-lettered), and a handler's own
+    ``except Exception`` cannot swallow it and commit without the write."""
+    from eventlake.backends.base import RetryTransaction
+
+    s = app.stream("in")
+    t = app.table("counts", key="id")
+    attempts = []
+
+    @app.on_stream(s, atomic=True, max_retry_attempts=0)
+    def count(event, context):
+        attempts.append(1)
+        t.update({"id": "n"}, "ADD c :n", values={":n": len(event["Records"])})
+        try:
+            if len(attempts) == 1:
+                raise RetryTransaction("lost an insert race")
+        except Exception:  # a careless handler
+            pass
+
+    for i in range(3):
+        s.put(str(i), "k")
+    report = app.drain()
+    assert len(attempts) == 2 and report.errors == 0
+    assert t.get({"id": "n"})["c"] == 3  # applied once: the first attempt rolled back
+    assert len(app.queue("count-dlq")) == 0
+
+
 def test_unknown_and_bad_options_are_rejected(app: App) -> None:
     s = app.stream("in")
     with pytest.raises(ValidationError, match="unknown option"):
@@ -690,3 +719,47 @@ def test_one_busy_poller_does_not_keep_the_others_of_its_worker_waiting(app_fact
         runner.join(30)
     assert len(order) == 201
     assert order.index("other") < 150  # served within a few turns, not after the backlog
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_the_pollers(app_factory) -> None:
+    """NTP or a resumed VM can step the wall clock back: a worker's pollers still poll on
+    time (their due times are monotonic), so a record written by another process - which
+    wakes nobody here - is handled within the poll interval, not after the step is undone."""
+    import threading
+
+    from eventlake.resources.env import Clock
+
+    class Stepped(Clock):
+        back = 0.0
+
+        def time(self) -> float:
+            return time.time() - self.back
+
+    clock = Stepped()
+    worker = app_factory("stepped", clock=clock, poll_interval_s=0.05)
+    other = app_factory("stepped")  # the same files; its writes do not wake the worker
+    seen: list[str] = []
+
+    @worker.on_stream(worker.stream("in"), batch_size=10)
+    def fn(event, context):
+        seen.extend(r["kinesis"]["partitionKey"] for r in event["Records"])
+
+    stop = threading.Event()
+    runner = threading.Thread(target=worker.run, kwargs={"stop": stop})
+    runner.start()
+    try:
+        other.stream("in").put(b"x", "before")
+        deadline = time.monotonic() + 20
+        while "before" not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "before" in seen
+        clock.back = 30.0
+        time.sleep(0.2)  # the pollers' next turns are planned on the stepped clock
+        other.stream("in").put(b"y", "after")
+        deadline = time.monotonic() + 5
+        while "after" not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert "after" in seen

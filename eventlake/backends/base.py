@@ -28,10 +28,13 @@ from typing import Any, NamedTuple, TypeVar
 T = TypeVar("T")
 
 
-class RetryTransaction(Exception):
+class RetryTransaction(BaseException):  # a signal, like GeneratorExit
     """Raised inside a transaction function when a row it read as missing was created by a
     concurrent writer meanwhile (engines with concurrent writers lock nothing on a missing
-    row): the backend runs the whole function again, as after a serialisation failure."""
+    row): the backend runs the whole function again, as after a serialisation failure.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: a handler's ``except Exception`` must not
+    swallow it, or the transaction would commit without the write it was retried for."""
 
 
 class LogRow(NamedTuple):
@@ -225,6 +228,12 @@ class StateBackend(ABC):
 
     def in_transaction(self) -> bool:
         return False
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised inside a transaction function, means "run it again" (a
+        serialisation failure, a deadlock, a lost insert race): an atomic handler's writes
+        raise these through the handler, and they must reach the transaction unwrapped."""
+        return isinstance(exc, RetryTransaction)
 
     def current(self) -> Txn | None:
         """The transaction of this backend that the calling context is inside, if any: a

@@ -477,6 +477,9 @@ class SqlBackend(StateBackend):
         active = _active.get()
         return active is not None and id(self) in active
 
+    def is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, RetryTransaction) or self._is_conflict(exc)
+
     def current(self) -> SqlTxn | None:
         active = _active.get()
         return active.get(id(self)) if active else None
@@ -489,7 +492,7 @@ class SqlBackend(StateBackend):
         for attempt in range(self.max_attempts):
             try:
                 return self._run_once(fn, readonly)
-            except Exception as e:
+            except (Exception, RetryTransaction) as e:
                 conflict = isinstance(e, RetryTransaction) or self._is_conflict(e)
                 if not conflict or attempt == self.max_attempts - 1:
                     if conflict:

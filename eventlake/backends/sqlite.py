@@ -16,6 +16,7 @@ ones back until the child exists (``os.register_at_fork``).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -29,6 +30,8 @@ from urllib.parse import urlparse
 from ..errors import ConfigError, TransactionConflict
 from .base import Txn
 from .sql import Dialect, SqlBackend, SqlTxn, _active_reset
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -139,6 +142,20 @@ class _Checkpointer(threading.Thread):
                     conn.close()
                 finally:
                     _GUARD.leave()
+
+
+def _abandon(conn: sqlite3.Connection) -> bool:
+    """Roll back whatever ``conn`` has open after a failure anywhere in a transaction (the
+    function, the change records, the commit itself: a full disk fails the COMMIT and leaves
+    the transaction open). False when even that fails; the caller then drops the connection,
+    as one left inside a transaction would refuse every later BEGIN."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return True
+    except Exception:  # the original error is the one to report
+        log.warning("rollback after a failed transaction failed too", exc_info=True)
+        return False
 
 
 def _begin_write(conn: sqlite3.Connection, path: str) -> None:
@@ -288,6 +305,7 @@ class SqliteBackend(SqlBackend):
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), self.path)
         finally:
             _GUARD.leave()
+
         def create(txn: Txn) -> None:
             for ddl in DIALECT.ddl():
                 txn.cur.execute(ddl)  # type: ignore[attr-defined]  # an SqlTxn
@@ -333,7 +351,11 @@ class SqliteBackend(SqlBackend):
             if readonly:
                 conn = self._conn()
                 conn.execute("BEGIN")
-                return self._body(conn, fn)
+                try:
+                    return self._body(conn, fn)
+                except BaseException:
+                    _abandon(conn)
+                    raise
             if _PID[0] != self._pid:
                 self.reset_after_fork()
             lock = self._write_lock
@@ -344,17 +366,19 @@ class SqliteBackend(SqlBackend):
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError:
                     _begin_write(conn, self.path)
-                # The next sequence number of each log shard is remembered across this
-                # process's write transactions (a transaction of one put asked SQLite twice
-                # for it), for as long as no other connection has committed since.
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._seq_version:
-                    self._next_seqs.clear()
-                    self._seq_version = version
                 try:
+                    # The next sequence number of each log shard is remembered across this
+                    # process's write transactions (a transaction of one put asked SQLite
+                    # twice for it), for as long as no other connection has committed since.
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != self._seq_version:
+                        self._next_seqs.clear()
+                        self._seq_version = version
                     txn, result = self._body(conn, fn, write=True)
                 except BaseException:
                     self._next_seqs.clear()  # numbers taken by the rolled-back writes are free
+                    if not _abandon(conn):
+                        self._writer = None  # it could not even roll back: a new one next time
                     raise
             finally:
                 lock.release()
@@ -368,7 +392,8 @@ class SqliteBackend(SqlBackend):
             _GUARD.leave()
 
     def _body(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], write: bool = False) -> Any:
-        """Run ``fn`` in the transaction just begun on ``conn``; commit, or roll back and raise."""
+        """Run ``fn`` in the transaction just begun on ``conn`` and commit; on any failure the
+        caller rolls back (:func:`_abandon`), whatever step failed, the commit included."""
         txn = SqlTxn(conn.cursor(), DIALECT, _no_lock)
         if write:
             txn._next_seq = self._next_seqs
@@ -377,11 +402,8 @@ class SqliteBackend(SqlBackend):
             result = fn(txn)
             if txn._log_rows:
                 txn.flush()
-        except BaseException:
+        finally:
             _active_reset(token)
-            conn.execute("ROLLBACK")
-            raise
-        _active_reset(token)
         conn.execute("COMMIT")
         return (txn, result) if write else result
 

@@ -1058,6 +1058,7 @@ def validate_placeholders(
     kinds: list[str] | None = None,
 ) -> None:
     """DynamoDB refuses unused and undefined placeholders across all expressions of a request."""
+    _expression_types(expressions)
     if names is not None and type(names) is not dict and not isinstance(names, dict):
         raise ValidationError("names must be a dict of #placeholder -> attribute name")
     if values is not None and type(values) is not dict and not isinstance(values, dict):
@@ -1091,6 +1092,8 @@ def validate_condition_placeholders(
 ) -> None:
     """:func:`validate_placeholders` for a request with one condition (a put or a delete),
     which asks it on every call: the combination seen before is one set lookup."""
+    if condition is not None and type(condition) is not str:
+        _expression_types([condition])
     if (names is not None and type(names) is not dict) or (values is not None and type(values) is not dict):
         validate_placeholders([condition], names, values)  # the checks with their errors
         return
@@ -1103,6 +1106,15 @@ def validate_condition_placeholders(
 
 
 _VALID_ONE: set[tuple[Any, ...]] = set()
+
+
+def _expression_types(expressions: list[Any]) -> None:
+    for e in expressions:
+        if e is not None and not isinstance(e, str):
+            raise ValidationError(
+                f'an expression must be a string (e.g. "attribute_not_exists(id)"), got '
+                f"{type(e).__name__} {e!r:.60}"
+            )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -26,6 +26,7 @@ Encoder = Callable[[dict[str, Any]], "tuple[dict[str, Any], dict[str, Any], int]
 SIGHTINGS = 3  # a shape is compiled when seen this often: one-off shapes never pay for it
 MAX_SHAPES = 512
 MAX_DEPTH = 32  # as values.MAX_DEPTH: nesting of lists and maps
+MAX_VALUES = 256  # values per shape: beyond that the source is large and the gain small
 _INT_LIMIT = 10**38
 
 # attribute names (a tuple, in order) -> the compiled encoder; and sightings of the others
@@ -49,7 +50,7 @@ def seen(keys: tuple[Any, ...], item: dict[str, Any]) -> None:
         return
     try:
         encoder = compile_encoder(item)
-    except _Unsupported:
+    except Exception:  # _Unsupported, or a compiler limit: the general walk stays
         return
     if len(compiled) >= MAX_SHAPES:
         compiled.clear()
@@ -91,7 +92,10 @@ class _Generator:
         self._names = itertools.count()
 
     def var(self) -> str:
-        return f"v{next(self._names)}"
+        n = next(self._names)
+        if n >= MAX_VALUES:
+            raise _Unsupported
+        return f"v{n}"
 
     def visit_map(self, var: str, model: dict[Any, Any], depth: int, path: tuple[str, ...]) -> str:
         entries = []

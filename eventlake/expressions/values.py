@@ -70,13 +70,15 @@ def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
         out = {}
         for k, v in value.items():
             if type(k) is not str:
-                raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
+                if not isinstance(k, str):
+                    raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
+                k = str.__str__(k)  # a str subclass (a str Enum member): its plain string
             if not k.isascii():
                 _utf8_len(k, path)
             out[k] = normalize(v, f"{path}.{k}" if path else k, depth + 1)
         return out
     if isinstance(value, str):
-        return normalize(str(value), path, depth)
+        return normalize(str.__str__(value), path, depth)  # a str Enum: its value, not "K.A"
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float, Decimal)):
@@ -94,7 +96,7 @@ def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
-            k = normalize(str(k), path)
+            k = normalize(str.__str__(k), path)
             out[k] = normalize(v, f"{path}.{k}" if path else k, depth + 1)
         return out
     if isinstance(value, (set, frozenset)):
@@ -373,6 +375,8 @@ def _fast_map(
     texts.extend(value)
     size = 0
     for k, x in value.items():
+        if type(k) is not str:
+            raise _Unusual  # a str subclass (an Enum) is made plain by normalize; others fail
         t = type(x)
         if t is str:
             avs[k] = {"S": x}

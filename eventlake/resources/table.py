@@ -377,9 +377,15 @@ class Table:
             insert_first = True
         else:
             on_missing = condition_on_missing(condition)
-            insert_first = (
-                on_missing if on_missing is not None else check_condition(condition, None, names, values)
-            )
+            if on_missing is not None:
+                insert_first = on_missing
+            else:
+                try:
+                    insert_first = check_condition(condition, None, names, values)
+                except ValidationError:  # an ExpressionError too
+                    # The condition cannot be judged on no item: judge it on the real one,
+                    # inside the transaction, which reports whatever error is the true one.
+                    insert_first = False
         txn = self.env.state.current()
         if txn is not None:  # inside a caller's transaction (an atomic handler): join it
             old = self._put(txn, pkb, skb, raw, new, avs, size, condition, names, values, insert_first)

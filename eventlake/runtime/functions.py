@@ -162,6 +162,10 @@ class Invoker:
             except HandlerError as e:
                 error = e
             except Exception as e:  # the handler's own failure
+                if inline and self.env.state.is_retryable(e):
+                    # A conflict of the transaction the handler runs in (an atomic handler):
+                    # the transaction runs again, which is not the handler failing.
+                    raise
                 error = HandlerError(f"{type(e).__name__}: {e}", type(e).__name__)
                 error.__cause__ = e
                 tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[1:])

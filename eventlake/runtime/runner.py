@@ -234,14 +234,19 @@ class Runtime:
         clock = self.env.clock
         interval = self.env.settings.poll_interval_s
         pollers = list(self.pollers)
+        if not pollers:
+            return  # nothing to poll (an app of schedules only: the keeper fires them)
         names = tuple(dict.fromkeys(n for p in pollers for n in p.wake_names))
-        due = [0.0] * len(pollers)  # clock time at which each poller is next polled
+        # Due times are monotonic: a wall clock stepped back (NTP, a resumed VM) must not hold
+        # pollers back. A poller's wake_at (clock time) becomes a delay when it is returned.
+        due = [0.0] * len(pollers)
         seen = [signals.version(p.wake_names) for p in pollers]
         timed = [False] * len(pollers)  # True: only its due time wakes it, not writes
+        mono = time.monotonic
         while not stop.is_set():
             before = signals.version(names)
             worked = False
-            now = clock.time()
+            now = mono()
             for i, p in enumerate(pollers):
                 version = signals.version(p.wake_names)
                 if now < due[i] and (timed[i] or version == seen[i]):
@@ -252,20 +257,22 @@ class Runtime:
                     r = p.poll_once()
                 except Exception:
                     log.exception("poller %s failed; retrying", p.name)
-                    due[i] = clock.time() + 0.5
+                    due[i] = mono() + 0.5
+                    timed[i] = True  # as _loop: wait the half second, whatever arrives
                     continue
                 if r.worked:
                     worked = True
                     due[i] = 0.0
                 elif r.wake_at is not None:
                     # A window is open or a retry backs off: new records need not wake it.
-                    due[i] = min(r.wake_at, clock.time() + max(interval, WINDOW_LOOK_S))
+                    left = max(r.wake_at - clock.time(), 0.0)
+                    due[i] = mono() + min(left, max(interval, WINDOW_LOOK_S))
                     timed[i] = True
                 else:
-                    due[i] = clock.time() + interval
+                    due[i] = mono() + interval
             if worked:
                 continue
-            left = min(due) - clock.time()
+            left = min(due) - mono()
             if left > 0:
                 signals.wait(names, before, min(left, interval))
 
