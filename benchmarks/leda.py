@@ -100,7 +100,10 @@ def main() -> None:
         f"Python {platform.python_version()} ({sys.executable}), {os.cpu_count()} cores, "
         f"{args.repeat} run(s) per configuration"
     )
-    with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as progress:
+    # One refresh a second: the bar moves once per run, and on a small machine a faster
+    # refresh takes CPU from the pipeline being measured.
+    progress = Progress(console=console, transient=True, refresh_per_second=1)
+    with tempfile.TemporaryDirectory() as tmp, progress:
         task = progress.add_task("leda rounds", total=len(configs) * args.repeat)
         for _ in range(args.repeat):
             for cfg in configs:

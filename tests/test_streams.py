@@ -69,13 +69,17 @@ def test_put_many_fails_only_the_bad_records(app: App) -> None:
             {"data": "b", "partition_key": ""},
             {"data": b"x" * (2 * 1024 * 1024), "partition_key": "3"},
             {"data": "d", "partition_key": "4"},
+            {"data": "lone \udc80 surrogate", "partition_key": "5"},
         ]
     )
     assert isinstance(out[0], PutResult) and isinstance(out[3], PutResult)
     assert isinstance(out[1], PutFailure) and out[1].error_code == "InvalidArgumentException"
     assert isinstance(out[2], PutFailure) and "1 MiB" in out[2].error_message
+    assert isinstance(out[4], PutFailure) and "not valid text" in out[4].error_message
     total = sum(len(s.read(sid)) for sid in s.shard_ids)
     assert total == 2
+    with pytest.raises(ValidationError, match="not valid text: surrogates not allowed at character 5"):
+        s.put("lone \udc80 surrogate", "k")
 
 
 def test_put_many_limits(app: App) -> None:

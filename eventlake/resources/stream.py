@@ -60,7 +60,13 @@ def to_bytes(data: Any) -> bytes:
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
     if isinstance(data, str):
-        return data.encode("utf-8")
+        try:
+            return data.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValidationError(
+                f"record data is not valid text: {e.reason} at character {e.start}; "
+                "send bytes, or fix the string"
+            ) from e
     if isinstance(data, (dict, list)):
         try:
             return json.dumps(data, separators=(",", ":"), default=_json_default).encode("utf-8")
@@ -204,6 +210,11 @@ class Stream:
             if type(rec) is dict and len(rec) == 2:
                 data = rec.get("data")
                 pk = rec.get("partition_key")
+                if type(data) is str:
+                    try:
+                        data = data.encode()
+                    except UnicodeEncodeError:  # a lone surrogate: the checked path says so
+                        data = None
                 if type(data) is bytes and type(pk) is str and 0 < len(pk) <= 256 and pk.isascii():
                     size = len(data) + len(pk)
                     if size <= MAX_RECORD_BYTES:
