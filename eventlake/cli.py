@@ -191,7 +191,13 @@ def version() -> None:
 
 
 def main() -> None:
-    cli()
+    # The commands of the reference apps (leda, inventory) report bad settings the same way
+    # as the core commands: the message and exit status 2, not a traceback.
+    try:
+        cli()
+    except EventlakeError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

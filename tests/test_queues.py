@@ -223,3 +223,38 @@ def test_fifo_groups_are_never_in_flight_twice_across_consumers(app: App) -> Non
     assert sum(len(v) for v in order.values()) == 120
     for values in order.values():
         assert values == sorted(values)
+
+
+def test_concurrent_fifo_sends_with_one_dedup_id_enqueue_one_message(app: App) -> None:
+    """Producers retrying one send at the same moment (the usual reason for a dedup id) must
+    enqueue it once, on engines with concurrent writers too: a dedup row read as missing
+    locks nothing, so the queue's sends are serialised by its sequence counter."""
+    import threading
+
+    q = app.queue("once.fifo", fifo=True)
+    q.send("warm-up", group_id="g", dedup_id="warm")  # the counter row exists: the usual case
+    fresh = app.queue("fresh.fifo", fifo=True)  # and a queue whose first sends race
+    barrier = threading.Barrier(8)
+    ids: dict[str, list[str]] = {"once.fifo": [], "fresh.fifo": []}
+    lock = threading.Lock()
+
+    def send(queue) -> None:
+        barrier.wait()
+        r = queue.send("the order", group_id="g", dedup_id="order-1")
+        with lock:
+            ids[queue.name].append(r.message_id)
+
+    for queue in (q, fresh):
+        threads = [threading.Thread(target=send, args=(queue,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        barrier.reset()
+    for queue, before in ((q, 1), (fresh, 0)):
+        assert len(set(ids[queue.name])) == 1  # every producer was told the same message id
+        bodies = []
+        while msgs := queue.receive(10):
+            bodies += [m.body for m in msgs]
+            queue.delete_many([m.receipt_handle for m in msgs])
+        assert bodies.count("the order") == 1 and len(bodies) == before + 1

@@ -196,3 +196,33 @@ def test_a_bad_stream_url_is_a_clear_error(sqlite_url: str) -> None:
 
     with pytest.raises(ConfigError, match=r"^stream_url 'kafka://broker:9092': unknown scheme 'kafka'"):
         App("bad", state_url=sqlite_url, stream_url="kafka://broker:9092")
+
+
+def test_a_state_refuses_a_stream_store_other_than_the_one_its_checkpoints_came_from(tmp_path) -> None:
+    """Checkpoints are sequence numbers of one stream store: an app whose stream_url changed
+    (added, removed, another file, the file replaced) would skip or wait for records, so it
+    is refused with the reason; the same store under another spelling is accepted."""
+    from eventlake.errors import ConfigError
+
+    state = f"sqlite:///{tmp_path}/state.db"
+    lake = f"file://{tmp_path}/lake"
+    first = App("paired", state_url=state, stream_url=f"sqlite:///{tmp_path}/streams.db", lake_url=lake)
+    s = first.stream("in")
+    s.put(b"x", "k")
+
+    @first.on_stream(s)
+    def fn(event, context):
+        pass
+
+    first.drain()
+    first.close()
+    again = App("paired", state_url=state, stream_url=f"sqlite:///{tmp_path}/./streams.db", lake_url=lake)
+    again.close()
+    for other in (f"sqlite:///{tmp_path}/other.db", None):
+        with pytest.raises(ConfigError, match="stream checkpoints taken on another stream store"):
+            App("paired", state_url=state, stream_url=other, lake_url=lake)
+    (tmp_path / "streams.db").unlink()  # the store replaced by an empty one of the same name
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"streams.db{suffix}").unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match="Point stream_url back at that store"):
+        App("paired", state_url=state, stream_url=f"sqlite:///{tmp_path}/streams.db", lake_url=lake)

@@ -155,6 +155,10 @@ def run(
 @cli.command()
 def verify(
     state_url: Annotated[str | None, typer.Option(help="state backend URL (default: the last run's)")] = None,
+    stream_url: Annotated[
+        str | None,
+        typer.Option(help="the stream backend that state was run with (default: the last run's)"),
+    ] = None,
 ) -> None:
     """Re-score the last run's AggregateTable against the generator's expected totals."""
     if not LAST_RUN.exists():
@@ -167,7 +171,8 @@ def verify(
     for _ in range(last["rounds"]):
         for _batch in gen.round():
             pass
-    stream_url = None if state_url else last.get("stream_url")
+    if stream_url is None and (state_url is None or state_url == last["state_url"]):
+        stream_url = last.get("stream_url")
     app = build_app(last["mode"], state_url=state_url or last["state_url"], stream_url=stream_url)
     score = score_round(gen.expected(), aggregates(app), gen.effects)
     console.print(score.table())
