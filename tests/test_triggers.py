@@ -589,6 +589,50 @@ def test_worker_metrics_merge_what_every_worker_published(app_factory) -> None:
     assert app.metrics()["functions"].get("fn", {}).get("invocations", 0) == 0  # not this process
 
 
+def test_rows_of_workers_gone_are_folded_into_one_and_counted_once(app_factory, clock) -> None:
+    """Every worker start adds a metrics row (a chaos run starts one a second): rows silent
+    for a minute are folded into one retired row, the totals unchanged; a worker that was
+    only stalled and publishes again is not counted twice."""
+    a = app_factory("retire", clock=clock)
+    b = app_factory("retire", clock=clock)
+    s = a.stream("in")
+    b.stream("in")
+
+    @a.on_stream(s, batch_size=10)
+    def fn(event, context):
+        return None
+
+    b.on_stream(b.stream("in"), batch_size=10, name="fn")(fn)
+    worker, other = a.runtime(), b.runtime()
+    for x in "abc":
+        s.put(x, "k")
+    a.drain()
+    worker.publish_metrics()  # 1 invocation, 3 records
+    other.publish_metrics()  # nothing yet
+    assert b.worker_metrics()["functions"]["fn"]["records"] == 3
+    clock.advance(30)
+    assert other.retire_metrics() == 0  # 30 s of silence: not gone yet
+    clock.advance(60)
+    other.publish_metrics()
+    assert other.retire_metrics() == 1  # the silent one; never itself
+    rows = dict(b.env.state.transaction(lambda t: t.kv_list("metrics")))
+    assert set(rows) == {"retired", other.leases.owner}
+    assert b.worker_metrics()["functions"]["fn"]["records"] == 3
+    # The "dead" worker was only stalled: it works on and publishes its cumulative counts.
+    for x in "de":
+        s.put(x, "k")
+    a.drain()
+    worker.publish_metrics()
+    worker.publish_metrics()
+    m = b.worker_metrics()["functions"]["fn"]
+    assert m["records"] == 5 and m["invocations"] == 2
+    clock.advance(120)
+    other.publish_metrics()
+    assert other.retire_metrics() == 1 and other.retire_metrics() == 0
+    m = b.worker_metrics()["functions"]["fn"]
+    assert m["records"] == 5 and m["invocations"] == 2 and m["iterator_age_ms"] == 0
+
+
 def test_merge_snapshots_adds_counts_and_weights_averages() -> None:
     from eventlake.runtime.metrics import merge_snapshots
 

@@ -113,3 +113,38 @@ def merge_snapshots(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
         for k, v in snap.get("counters", {}).items():
             counters[k] += v
     return {"functions": functions, "counters": dict(counters)}
+
+
+_COUNTS = ("invocations", "errors", "throttles", "timeouts", "records", "dead_lettered")
+
+
+def subtract_snapshot(full: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """What ``full`` (a worker's cumulative snapshot) holds beyond ``base`` (an earlier one of
+    the same worker, already counted elsewhere): counts and averages of the difference;
+    maxima, percentiles and ages stay as they are (they cannot be taken apart)."""
+    functions = {}
+    for name, f in full.get("functions", {}).items():
+        b = base.get("functions", {}).get(name, {})
+        out = dict(f)
+        for k in _COUNTS:
+            out[k] = f.get(k, 0) - b.get(k, 0)
+        if out["invocations"] > 0:
+            total = f["duration_ms_avg"] * f["invocations"] - b.get("duration_ms_avg", 0) * b.get(
+                "invocations", 0
+            )
+            out["duration_ms_avg"] = total / out["invocations"]
+        else:
+            out["duration_ms_avg"] = 0.0
+        functions[name] = out
+    counters = {k: v - base.get("counters", {}).get(k, 0) for k, v in full.get("counters", {}).items()}
+    return {"functions": functions, "counters": counters}
+
+
+def retire_snapshots(retired: dict[str, Any] | None, dead: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fold the last publications of workers that are gone into one snapshot: their counts
+    stay in every merged view, their ages (a gauge of work still waiting) do not."""
+    gone = []
+    for snap in dead:
+        functions = {n: f | {"iterator_age_ms": 0} for n, f in snap.get("functions", {}).items()}
+        gone.append({"functions": functions, "counters": snap.get("counters", {})})
+    return merge_snapshots(([retired] if retired else []) + gone)

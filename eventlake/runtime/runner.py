@@ -26,11 +26,15 @@ from typing import Any
 from ..errors import EventlakeError
 from .functions import Invoker
 from .leases import Leases, new_owner_id
-from .metrics import Metrics
+from .metrics import Metrics, retire_snapshots, subtract_snapshot
 from .pollers import PollResult, QueuePoller, StreamPoller
 
 log = logging.getLogger("eventlake.runtime")
 WINDOW_LOOK_S = 0.05
+# A worker publishes its metrics twice a second: one silent this long is gone (killed, or
+# stopped), and its row is folded into the RETIRED row by the next keeper that looks.
+METRICS_RETIRE_S = 60.0
+RETIRED = "retired"
 
 
 class DrainTimeout(EventlakeError):
@@ -85,6 +89,8 @@ class Runtime:
         # See Settings.worker_concurrency: pollers of this process take turns through it.
         self._gate = FairGate(self.env.settings.worker_concurrency)
         self._dlqs: dict[str, Any] = {}
+        self._published: dict[str, Any] | None = None  # the last snapshot published
+        self._metrics_base: dict[str, Any] | None = None  # counted in the retired row already
         for reg in app._registrations:
             reg.build(self)
 
@@ -198,14 +204,58 @@ class Runtime:
 
     def publish_metrics(self) -> None:
         """Store this worker's metrics where every process can read them (``App.worker_metrics``):
-        a supervisor or a CLI shows workers it does not share memory with."""
-        doc = json.dumps(self.metrics.snapshot())
-        self.env.state.transaction(lambda t: t.kv_put("metrics", self.leases.owner, doc))
+        a supervisor or a CLI shows workers it does not share memory with.
+
+        The row holds what is not yet counted in the ``retired`` row (see
+        :meth:`retire_metrics`): everything, unless this worker was silent long enough to be
+        taken for dead, in which case its last publication went there already."""
+        snap = self.metrics.snapshot()
+        owner = self.leases.owner
+        now = self.env.clock.time()
+
+        def publish(t: Any) -> None:
+            t.lock("metrics")
+            if self._published is not None and t.kv_get("metrics", owner) is None:
+                self._metrics_base = self._published  # retired: counted there up to that one
+            doc = snap if self._metrics_base is None else subtract_snapshot(snap, self._metrics_base)
+            t.kv_put("metrics", owner, json.dumps(doc | {"at": now}))
+
+        self.env.state.transaction(publish)
+        self._published = snap
+
+    def retire_metrics(self) -> int:
+        """Fold the rows of workers silent for ``METRICS_RETIRE_S`` (killed, or stopped long
+        ago) into one ``retired`` row, so that the rows do not grow with every worker ever
+        started (a chaos run starts one a second) while their counts stay in the totals.
+        Returns how many rows were folded."""
+        cutoff = self.env.clock.time() - max(METRICS_RETIRE_S, 10 * self.env.settings.lease_ttl_s)
+        owner = self.leases.owner
+
+        def retire(t: Any) -> int:
+            t.lock("metrics")  # against a concurrent retirer, and a worker publishing late
+            retired = None
+            dead = []
+            for key, raw in t.kv_list("metrics"):
+                doc = json.loads(raw)
+                if key == RETIRED:
+                    retired = doc
+                elif key != owner and doc.get("at", 0) < cutoff:
+                    dead.append((key, doc))
+            if not dead:
+                return 0
+            folded = retire_snapshots(retired, [doc for _, doc in dead])
+            t.kv_put("metrics", RETIRED, json.dumps(folded))
+            for key, _ in dead:
+                t.kv_delete("metrics", key)
+            return len(dead)
+
+        return int(self.env.state.transaction(retire))
 
     def _keeper(self, stop: threading.Event) -> None:
         period = max(self.env.settings.lease_ttl_s / 4, 0.05)
         last_trim = 0.0
         last_publish = 0.0
+        last_retire = time.monotonic()
         while not stop.is_set():
             try:
                 self.leases.balance(self._stream_lease_names())
@@ -218,6 +268,9 @@ class Runtime:
                 if time.monotonic() - last_publish >= 0.5:
                     self.publish_metrics()
                     last_publish = time.monotonic()
+                if time.monotonic() - last_retire > 30:
+                    self.retire_metrics()
+                    last_retire = time.monotonic()
             except Exception:
                 log.exception("keeper iteration failed; retrying")
             stop.wait(min(period, 0.5))
