@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .backends import StateBackend, open_state_backend, same_store
 from .backends.objects import ObjectStore, open_object_store
 from .config import Settings
-from .errors import ConfigError, ValidationError
+from .errors import ValidationError
 from .resources.env import Clock, Env
 from .resources.lake import Lake
 from .resources.queue import Queue
@@ -121,14 +121,6 @@ class App:
         if self.settings.stream_url and not same_store(self.settings.stream_url, self.settings.state_url):
             streams = open_state_backend(self.settings.stream_url, setting="stream_url")
         self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
-        try:
-            self._pair_stream_store()
-        except BaseException:
-            if streams is not None:
-                streams.close()
-            if state_obj is None:
-                state.close()
-            raise
         self._lake_obj = lake_obj
         self._lake: Lake | None = None
         self._catalog: Any = None
@@ -439,39 +431,6 @@ class App:
             # would join threads that do not exist in this process. Keep it unreachable.
             _INHERITED.append(self._sql)
             self._sql = None
-
-    def _pair_stream_store(self) -> None:
-        """Refuse a state backend whose checkpoints were taken on another stream store.
-
-        Consumers' checkpoints live in the state, as sequence numbers of the stream store's
-        records. Pointed at a different store (``stream_url`` changed, added or removed, or
-        its file replaced), they would silently skip that store's first records, or wait for
-        numbers it never reaches. Each store gets an id when first used, and the state keeps
-        the id of the store it was paired with."""
-        import uuid
-
-        streams = self.env.stream_store
-
-        def store_id(t: Any) -> str:
-            t.kv_insert("meta", "store-id", uuid.uuid4().hex)
-            return str(t.kv_get("meta", "store-id"))
-
-        sid = streams.transaction(store_id)
-
-        def pair(t: Any) -> str | None:
-            if t.kv_insert("meta", "stream-store", sid):
-                return None
-            return t.kv_get("meta", "stream-store")
-
-        paired = self.env.state.transaction(pair)
-        if paired is not None and paired != sid:
-            where = self.settings.stream_url or "the state backend itself (stream_url unset)"
-            raise ConfigError(
-                f"the state at {self.settings.state_url} holds stream checkpoints taken on another "
-                f"stream store than {where} (it was paired with store {paired}, this one is "
-                f"{sid}); consumers would skip or wait for records. Point stream_url back at "
-                "that store, or start with a fresh state backend"
-            )
 
     def close(self) -> None:
         if self._sql is not None:

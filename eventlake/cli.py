@@ -192,7 +192,7 @@ def version() -> None:
 
 def main() -> None:
     # The commands of the reference apps (leda, inventory) report bad settings the same way
-    # as the core commands: the message and exit status 2, not a traceback.
+    # as the core commands: the message and exit status 1, not a traceback.
     try:
         cli()
     except EventlakeError as e:

@@ -70,16 +70,20 @@ def test_put_many_fails_only_the_bad_records(app: App) -> None:
             {"data": b"x" * (2 * 1024 * 1024), "partition_key": "3"},
             {"data": "d", "partition_key": "4"},
             {"data": "lone \udc80 surrogate", "partition_key": "5"},
+            {"data": "e", "partition_key": "lone \udc80"},
         ]
     )
     assert isinstance(out[0], PutResult) and isinstance(out[3], PutResult)
     assert isinstance(out[1], PutFailure) and out[1].error_code == "InvalidArgumentException"
     assert isinstance(out[2], PutFailure) and "1 MiB" in out[2].error_message
     assert isinstance(out[4], PutFailure) and "not valid text" in out[4].error_message
+    assert isinstance(out[5], PutFailure) and "partition_key is not valid text" in out[5].error_message
     total = sum(len(s.read(sid)) for sid in s.shard_ids)
     assert total == 2
     with pytest.raises(ValidationError, match="not valid text: surrogates not allowed at character 5"):
         s.put("lone \udc80 surrogate", "k")
+    with pytest.raises(ValidationError, match="partition_key is not valid text"):
+        s.put("fine", "lone \udc80")
 
 
 def test_put_many_limits(app: App) -> None:
@@ -198,31 +202,61 @@ def test_a_bad_stream_url_is_a_clear_error(sqlite_url: str) -> None:
         App("bad", state_url=sqlite_url, stream_url="kafka://broker:9092")
 
 
-def test_a_state_refuses_a_stream_store_other_than_the_one_its_checkpoints_came_from(tmp_path) -> None:
-    """Checkpoints are sequence numbers of one stream store: an app whose stream_url changed
-    (added, removed, another file, the file replaced) would skip or wait for records, so it
-    is refused with the reason; the same store under another spelling is accepted."""
+def test_stream_consumers_refuse_a_stream_store_other_than_the_one_their_checkpoints_came_from(
+    tmp_path,
+) -> None:
+    """Checkpoints are sequence numbers of one stream store: consumers whose stream_url
+    changed (added, removed, another file, the file replaced) would skip or wait for records,
+    so they are refused with the reason; the same store under another spelling is accepted,
+    and apps without stream consumers (tables, queues) are never refused."""
     from eventlake.errors import ConfigError
 
     state = f"sqlite:///{tmp_path}/state.db"
     lake = f"file://{tmp_path}/lake"
-    first = App("paired", state_url=state, stream_url=f"sqlite:///{tmp_path}/streams.db", lake_url=lake)
-    s = first.stream("in")
-    s.put(b"x", "k")
 
-    @first.on_stream(s)
-    def fn(event, context):
-        pass
+    def app(stream_url: str | None, consume: bool = True) -> App:
+        a = App("paired", state_url=state, stream_url=stream_url, lake_url=lake)
+        s = a.stream("in")
+        a.table("t", key="id").put({"id": "x"})
+        if consume:
+            a.on_stream(s, name="fn")(lambda event, context: None)
+        return a
 
+    first = app(f"sqlite:///{tmp_path}/streams.db")
+    first.stream("in").put(b"x", "k")
     first.drain()
     first.close()
-    again = App("paired", state_url=state, stream_url=f"sqlite:///{tmp_path}/./streams.db", lake_url=lake)
+    again = app(f"sqlite:///{tmp_path}/./streams.db")
+    again.drain()
     again.close()
     for other in (f"sqlite:///{tmp_path}/other.db", None):
-        with pytest.raises(ConfigError, match="stream checkpoints taken on another stream store"):
-            App("paired", state_url=state, stream_url=other, lake_url=lake)
+        refused = app(other)
+        with pytest.raises(ConfigError, match=r"stream checkpoints in this app's state \(esm:fn:"):
+            refused.drain()
+        refused.close()
+        app(other, consume=False).close()  # tables only: nothing to refuse
     (tmp_path / "streams.db").unlink()  # the store replaced by an empty one of the same name
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"streams.db{suffix}").unlink(missing_ok=True)
+    replaced = app(f"sqlite:///{tmp_path}/streams.db")
     with pytest.raises(ConfigError, match="Point stream_url back at that store"):
-        App("paired", state_url=state, stream_url=f"sqlite:///{tmp_path}/streams.db", lake_url=lake)
+        replaced.drain()
+    replaced.close()
+
+
+def test_consumers_without_checkpoints_follow_a_new_stream_store(tmp_path) -> None:
+    """Pairing happens when streams are first consumed; a state whose consumers have no
+    checkpoint yet has nothing to lose and is re-paired with the new store."""
+    state = f"sqlite:///{tmp_path}/state.db"
+    lake = f"file://{tmp_path}/lake"
+    seen: list[str] = []
+    for n, url in enumerate((f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db")):
+        a = App("repair", state_url=state, stream_url=url, lake_url=lake)
+        s = a.stream("in")
+        a.on_stream(s, name=f"fn{n}")(
+            lambda event, context: seen.append(event["Records"][0]["kinesis"]["partitionKey"])
+        )
+        s.put(b"x", f"k{n}")
+        a.drain()
+        a.close()
+    assert seen == ["k0", "k1"]

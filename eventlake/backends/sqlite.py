@@ -158,6 +158,13 @@ def _abandon(conn: sqlite3.Connection) -> bool:
         return False
 
 
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # the error being raised is the one to report
+        log.debug("closing a failed connection failed", exc_info=True)
+
+
 def _begin_write(conn: sqlite3.Connection, path: str) -> None:
     _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), path)
 
@@ -354,7 +361,9 @@ class SqliteBackend(SqlBackend):
                 try:
                     return self._body(conn, fn)
                 except BaseException:
-                    _abandon(conn)
+                    if not _abandon(conn):
+                        self._local.conn = None  # stuck in its transaction: a new one next time
+                        _close_quietly(conn)
                     raise
             if _PID[0] != self._pid:
                 self.reset_after_fork()
@@ -379,6 +388,7 @@ class SqliteBackend(SqlBackend):
                     self._next_seqs.clear()  # numbers taken by the rolled-back writes are free
                     if not _abandon(conn):
                         self._writer = None  # it could not even roll back: a new one next time
+                        _close_quietly(conn)  # and it must not keep holding the write lock
                     raise
             finally:
                 lock.release()

@@ -169,7 +169,13 @@ class Stream:
                 f"got {partition_key!r:.80}"
             )
         payload = to_bytes(data)
-        size = len(payload) + len(partition_key.encode("utf-8"))
+        try:
+            pk_bytes = partition_key.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValidationError(
+                f"stream {self.name!r}: partition_key is not valid text: {e.reason} at character {e.start}"
+            ) from e
+        size = len(payload) + len(pk_bytes)
         if size > MAX_RECORD_BYTES:
             raise SizeLimitExceeded(
                 f"stream {self.name!r}: record of {size} bytes (data + partition key) is over "

@@ -20,14 +20,16 @@ import os
 import signal
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EventlakeError
+from ..errors import ConfigError, EventlakeError
 from .functions import Invoker
 from .leases import Leases, new_owner_id
 from .metrics import Metrics, retire_snapshots, subtract_snapshot
 from .pollers import PollResult, QueuePoller, StreamPoller
+from .sources import KinesisSource
 
 log = logging.getLogger("eventlake.runtime")
 WINDOW_LOOK_S = 0.05
@@ -35,6 +37,48 @@ WINDOW_LOOK_S = 0.05
 # stopped), and its row is folded into the RETIRED row by the next keeper that looks.
 METRICS_RETIRE_S = 60.0
 RETIRED = "retired"
+
+
+def pair_stream_store(env: Any, consumers: list[str]) -> None:
+    """Refuse to consume streams from another store than the one the checkpoints came from.
+
+    A stream consumer's checkpoint (in the state) is a sequence number of the stream store's
+    records. Pointed at a different store - ``stream_url`` added, removed or changed, or its
+    file replaced - it would silently skip that store's first records, or wait for numbers it
+    never reaches. Each store gets an id when first used and the state keeps the id of the
+    store its consumers read; a mismatch is refused while any of ``consumers`` (poller names)
+    holds a checkpoint, and re-paired when none does (there is nothing to lose). Apps that
+    only use tables and queues never pair: a stream store cannot affect them."""
+
+    def store_id(t: Any) -> str:
+        t.kv_insert("meta", "store-id", uuid.uuid4().hex)
+        return str(t.kv_get("meta", "store-id"))
+
+    sid = env.stream_store.transaction(store_id)
+
+    def pair(t: Any) -> tuple[str, list[str]] | None:
+        if t.kv_insert("meta", "stream-store", sid):
+            return None
+        paired = t.kv_get("meta", "stream-store")
+        if paired == sid:
+            return None
+        held = [c for c in consumers if t.kv_get("ckpt", c) is not None]
+        if not held:
+            t.kv_put("meta", "stream-store", sid)
+            return None
+        return str(paired), held
+
+    mismatch = env.state.transaction(pair)
+    if mismatch is not None:
+        paired, held = mismatch
+        where = env.settings.stream_url or "the state backend itself (stream_url unset)"
+        raise ConfigError(
+            f"stream checkpoints in this app's state ({', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}) were taken on another stream store than "
+            f"{where} (store {paired}; this one is {sid}): the consumers would skip records or "
+            "wait for ones that never come. Point stream_url back at that store, or start "
+            "these consumers afresh on a new state backend"
+        )
 
 
 class DrainTimeout(EventlakeError):
@@ -93,6 +137,9 @@ class Runtime:
         self._metrics_base: dict[str, Any] | None = None  # counted in the retired row already
         for reg in app._registrations:
             reg.build(self)
+        consumers = [p.name for p in self.stream_pollers if isinstance(p.src, KinesisSource)]
+        if consumers:
+            pair_stream_store(self.env, consumers)
 
     def destination_for(self, fn: Any, configured: Any) -> Any:
         """The failure destination, or the function's own dead-letter queue: never drop."""
@@ -239,7 +286,9 @@ class Runtime:
                 doc = json.loads(raw)
                 if key == RETIRED:
                     retired = doc
-                elif key != owner and doc.get("at", 0) < cutoff:
+                elif key != owner and doc.get("at", cutoff) < cutoff:
+                    # (a row without "at" is a worker of an earlier release: never taken for
+                    # dead, as it would write its whole count again after being folded)
                     dead.append((key, doc))
             if not dead:
                 return 0
