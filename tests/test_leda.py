@@ -168,3 +168,51 @@ def test_count_key_is_not_scored() -> None:
 
     s = score_round({"PV": Decimal(1)}, {"PV": Decimal(1), COUNT_KEY: Decimal(7)}, 5)
     assert s.ok and s.actual_count == 7
+
+
+@pytest.mark.parametrize("mode", ["lab2", "atomic"])
+def test_unreadable_records_are_rejected_once_with_a_reason_and_hold_nothing_up(
+    state_url: str, tmp_path: Path, mode: str
+) -> None:
+    """A record the state function cannot read would fail its batch on every retry and hold
+    its shard forever; it goes to RejectedRecords with the reason (once, though the batch is
+    retried after injected failures), and the rounds around it still score 100."""
+    import time
+
+    import orjson
+
+    from eventlake.apps.leda.app import rejected
+
+    app = _fast(state_url, tmp_path, mode)
+    set_failures(app, {"state": 0.5, "map": 0.10, "reduce": 0.10})  # many retried batches
+    gen = Generator(seed=12, hard=True, batches=6, per_batch=40)
+    incoming = app.stream("IncomingDataStream", shards=4)
+    trade = {
+        "TradeID": "bad",
+        "Value": 1.5,
+        "Version": 1,
+        "Timestamp": time.time(),
+        "Hierarchy": {"RiskType": "PV", "Region": "EMEA", "TradeDesk": "FXSpot"},
+    }
+    bad = {
+        b"not json": "data is not JSON",
+        orjson.dumps([1, 2]): "TypeError",
+        orjson.dumps({k: v for k, v in trade.items() if k != "Value"}): "field 'Value' missing",
+        orjson.dumps(trade | {"Hierarchy": {"RiskType": "PV"}}): "Hierarchy must hold",
+        orjson.dumps(trade | {"Version": "2"}): "Version must be an integer",
+        orjson.dumps(trade | {"Value": "lots"}): "InvalidOperation",
+        orjson.dumps(trade | {"TradeID": ""}): "ValidationError",
+    }
+    for batch in gen.round():
+        incoming.put_many(batch)
+        incoming.put_many([{"data": data, "partition_key": f"bad-{i}"} for i, data in enumerate(bad)])
+    app.drain(timeout_s=300)
+    score = score_round(gen.expected(), aggregates(app), gen.effects)
+    assert score.ok, score.rows
+    assert score.actual_count == score.expected_count
+    got = rejected(app)
+    assert len(got) == 6 * len(bad)  # every bad record, each once
+    for reason in bad.values():
+        assert sum(reason in r["Reason"] for r in got) == 6, reason
+    assert app.metrics()["functions"]["state"]["errors"] > 0  # batches really were retried
+    app.close()

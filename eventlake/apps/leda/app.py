@@ -10,12 +10,19 @@
 Failure injection reads its rates from ParameterTable, as the workshop does: state fails
 mid-batch (after some writes), map after its write, reduce after its transaction.
 
+A record the state function cannot read (not base64, not JSON, a field missing or of the
+wrong type) would fail its batch on every retry and hold its shard forever - the workshop's
+Lambda, retrying without end, does exactly that. Here it goes to **RejectedRecords** (keyed by
+the record's event id, so a retried batch rejects it once) with the reason, and the batch
+goes on.
+
 The functions are the workshop's, with one liberty: records are parsed with orjson instead
 of ``json`` (``json.loads`` of a 200-byte trade took longer than the table write's Python).
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 import random
@@ -25,13 +32,15 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from orjson import loads
+from orjson import JSONDecodeError, loads
 
 from ...app import App
 from ...errors import ConditionalCheckFailed, ValidationError
 from .generator import COUNT_KEY
 
 MODES = ("lab1", "lab2", "atomic")
+REJECTS = "RejectedRecords"
+_LEVELS = ("RiskType", "TradeDesk", "Region")
 DEFAULT_FAILURES = {"state": 0.05, "map": 0.10, "reduce": 0.10}
 
 
@@ -58,6 +67,7 @@ def build_app(
     reduce_table = app.table("ReduceTable", key="MessageId", stream="new_image")
     aggregate = app.table("AggregateTable", key="Identifier")
     params = app.table("ParameterTable", key="parameter")
+    rejects = app.table(REJECTS, key="id")
     rng = random.Random(seed)
     atomic = mode == "atomic"
 
@@ -73,27 +83,41 @@ def build_app(
         for i, r in enumerate(records):
             if i == fail_at:
                 raise InjectedFailure(f"state failed after {i} of {len(records)} writes")
-            trade = loads(a2b_base64(r["kinesis"]["data"]))
-            if now - trade["Timestamp"] > stale_after_s:
-                continue
-            item = {
-                "id": trade["TradeID"],
-                "Value": Decimal(str(trade["Value"])),
-                "Version": trade["Version"],
-                "Timestamp": Decimal(str(trade["Timestamp"])),
-                "Hierarchy": trade["Hierarchy"],
-            }
-            if mode == "lab1":
-                state.put(item)
-                continue
             try:
-                state.put(
-                    item,
-                    condition="attribute_not_exists(id) OR Version < :v",
-                    values={":v": trade["Version"]},
-                )
-            except ConditionalCheckFailed:
-                pass  # a duplicate or a stale version: nothing to do
+                trade = loads(a2b_base64(r["kinesis"]["data"]))
+                if now - trade["Timestamp"] > stale_after_s:
+                    continue
+                h = trade["Hierarchy"]
+                if (
+                    type(h) is not dict
+                    or type(h.get("RiskType")) is not str
+                    or type(h.get("TradeDesk")) is not str
+                    or type(h.get("Region")) is not str
+                ):
+                    raise ValueError(f"Hierarchy must hold {', '.join(_LEVELS)} as strings")
+                version = trade["Version"]
+                if type(version) is not int:
+                    raise ValueError(f"Version must be an integer, got {version!r:.40}")
+                item = {
+                    "id": trade["TradeID"],
+                    "Value": Decimal(str(trade["Value"])),
+                    "Version": version,
+                    "Timestamp": Decimal(str(trade["Timestamp"])),
+                    "Hierarchy": h,
+                }
+                if mode == "lab1":
+                    state.put(item)
+                    continue
+                try:
+                    state.put(
+                        item,
+                        condition="attribute_not_exists(id) OR Version < :v",
+                        values={":v": version},
+                    )
+                except ConditionalCheckFailed:
+                    pass  # a duplicate or a stale version: nothing to do
+            except (ValueError, KeyError, TypeError, ArithmeticError, ValidationError) as e:
+                _reject(rejects, r, e)
 
     @app.on_table_stream(
         state, batch_size=10_000, batching_window_s=map_window_s, max_retry_attempts=-1, name="map"
@@ -158,6 +182,37 @@ def build_app(
             raise InjectedFailure("reduce failed after its transaction committed")
 
     return app
+
+
+def _reject(rejects: Any, record: dict[str, Any], error: Exception) -> None:
+    """Keep a record the state function cannot read, with the reason, instead of failing its
+    batch forever (binascii.Error and orjson's errors are ValueErrors; a put's ValidationError
+    names the attribute)."""
+    k = record["kinesis"]
+    if isinstance(error, JSONDecodeError):
+        reason = f"data is not JSON: {error}"
+    elif isinstance(error, binascii.Error):
+        reason = f"data is not base64: {error}"
+    elif isinstance(error, KeyError):
+        reason = f"field {error} missing"
+    elif isinstance(error, ValueError):
+        reason = str(error)
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    rejects.put(
+        {
+            "id": record["eventID"],
+            "SequenceNumber": k["sequenceNumber"],
+            "PartitionKey": k["partitionKey"],
+            "Data": k["data"],  # base64, as it came: the record may not even be text
+            "Reason": reason[:1000],
+        }
+    )
+
+
+def rejected(app: App) -> list[dict[str, Any]]:
+    """The records the state function could not read, with the reasons."""
+    return list(app.table(REJECTS, key="id").items())
 
 
 def _batch_hash(h: Any, records: list[dict[str, Any]]) -> str:

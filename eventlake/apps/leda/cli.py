@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table as RichTable
 
-from .app import MODES, aggregates, build_app
+from .app import MODES, aggregates, build_app, rejected
 from .generator import COUNT_KEY, Generator
 from .runner import LedaRun
 from .verify import score_round
@@ -34,6 +34,9 @@ def _view(app: Any, gen: Generator, run: LedaRun, started: float) -> Group:
         f"/{run.rounds}  produced {produced:,}  message_count {int(agg.get(COUNT_KEY, 0)):,}"
         f" / expected {gen.effects:,}  {produced / elapsed:,.0f} records/s  kills {run.kills}"
     )
+    bad = len(rejected(app))
+    if bad:
+        head += f"  [yellow]rejected {bad:,}[/] (see RejectedRecords)"
     t = RichTable(expand=True)
     for col in ("function", "invocations", "errors (retries)", "lag"):
         t.add_column(col, justify="right" if col != "function" else "left")
