@@ -117,6 +117,10 @@ class SqlTxn(Txn):
         # Next sequence number per (log, shard) learnt in this transaction: with serial writes
         # nobody else can append meanwhile, so only the first append of a shard asks SQLite.
         self._next_seq: dict[tuple[str, int], int] = {}
+        # Engines with concurrent writers: counters of log shards whose row this transaction
+        # has locked (by taking a number), the next free number, and the ones to write back.
+        self._held: dict[tuple[str, int], int] = {}
+        self._held_dirty: set[tuple[str, int]] = set()
         self._log_rows: list[tuple[Any, ...]] | None = None
         self.committed: dict[Any, Callable[[], None]] = {}
 
@@ -203,9 +207,20 @@ class SqlTxn(Txn):
     # Sequence numbers never go backwards, even after trimming empties a shard: the counter
     # row keeps the next number. Engines with serial writes update it only when trimming.
     def _log_next(self, stream: str, shard: int, n: int) -> int:
-        if not self.d.serial_writes:
-            return self.counter_next(f"log:{stream}:{shard}", n)
         key = (stream, shard)
+        if not self.d.serial_writes:
+            # The first number of a shard in this transaction comes from its counter row,
+            # which stays locked until commit: nobody else can take one meanwhile, so the
+            # next numbers are counted here and the row is written once, before the commit
+            # (a batch of a hundred change records cost a hundred round trips on PostgreSQL).
+            held = self._held.get(key)
+            if held is None:
+                first = self.counter_next(f"log:{stream}:{shard}", n)
+                self._held[key] = first + n
+                return first
+            self._held[key] = held + n
+            self._held_dirty.add(key)
+            return held
         known = self._next_seq.get(key)
         if known is not None:
             self._next_seq[key] = known + n
@@ -258,11 +273,22 @@ class SqlTxn(Txn):
 
     def flush(self) -> None:
         """Write the rows held back by :meth:`log_append_at` (the engines call it before
-        committing; log reads call it first)."""
+        committing; log reads call it first), and the counters taken from in memory."""
         rows = self._log_rows
         if rows:
             self._log_rows = None
             self.cur.executemany(self._st["log_append"], rows)
+        if self._held_dirty:
+            self._sync_counters()
+
+    def _sync_counters(self) -> None:
+        dirty = self._held_dirty
+        self._held_dirty = set()
+        for stream, shard in sorted(dirty):
+            self._exec(
+                "UPDATE el_counters SET value = ? WHERE name = ?",
+                (self._held[(stream, shard)], f"log:{stream}:{shard}"),
+            )
 
     def log_read(self, stream: str, shard: int, after: int, limit: int) -> list[LogRow]:
         if self._log_rows:
@@ -275,7 +301,7 @@ class SqlTxn(Txn):
         return [LogRow(seq, pkey, bytes(data), ts) for seq, pkey, data, ts in rows]
 
     def log_last_seq(self, stream: str, shard: int) -> int:
-        if self._log_rows:
+        if self._log_rows or self._held_dirty:
             self.flush()
         c = self._one("SELECT value FROM el_counters WHERE name = ?", (f"log:{stream}:{shard}",))
         counted = int(c[0]) - 1 if c else 0
