@@ -70,6 +70,15 @@ def test_log_sequences_are_gapless_per_shard(backend: StateBackend) -> None:
     assert backend.transaction(lambda t: t.log_trim("s", 2.5)) == 3  # two of shard 0, one of shard 1
 
 
+def _in_threads(target, args: list[tuple]) -> None:
+    """Run ``target`` once per argument tuple, each on its own thread, and wait for all."""
+    threads = [threading.Thread(target=target, args=a) for a in args]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
 def test_concurrent_appends_never_share_a_sequence_number(backend: StateBackend) -> None:
     errors: list[BaseException] = []
 
@@ -80,11 +89,7 @@ def test_concurrent_appends_never_share_a_sequence_number(backend: StateBackend)
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=writer) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    _in_threads(writer, [()] * 4)
     assert not errors
     rows = backend.transaction(lambda t: t.log_read("c", 0, 0, 1000))
     assert [r.seq for r in rows] == list(range(1, 201))
@@ -95,7 +100,7 @@ def test_many_appends_in_one_transaction_stay_gapless_across_concurrent_writers(
 ) -> None:
     """A transaction appending record after record (an atomic batch's change records) takes
     its numbers from one counter read; concurrent transactions on the same shard - and ones
-    that read the last number, trim or fail midway - must still see one gapless sequence."""
+    that read the last number or fail midway - must still see one gapless sequence."""
     errors: list[BaseException] = []
 
     def batch(t, w: int, i: int) -> None:
@@ -117,11 +122,7 @@ def test_many_appends_in_one_transaction_stay_gapless_across_concurrent_writers(
             except BaseException as e:  # pragma: no cover - reported below
                 errors.append(e)
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    _in_threads(writer, [(w,) for w in range(4)])
     assert not errors
     rows = backend.transaction(lambda t: t.log_read("m", 0, 0, 10_000))
     assert [r.seq for r in rows] == list(range(1, 4 * 12 * 12 + 1))  # 12 kept batches of 12 each
