@@ -95,6 +95,12 @@ class TransactionConflict(EventlakeError):
     """The backend could not serialise a transaction after retries."""
 
 
+class TransactionAborted(EventlakeError):
+    """A statement of the transaction failed and the engine aborted the whole transaction
+    (PostgreSQL does), but the transaction function caught the error and returned: nothing
+    was committed, and saying so is the only alternative to losing the writes silently."""
+
+
 class QueueDoesNotExist(ResourceNotFound):
     pass
 

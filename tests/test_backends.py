@@ -404,3 +404,29 @@ def test_sqlite_a_failed_commit_rolls_back_and_leaves_the_writer_usable(sqlite_u
         assert got == ("1", None, "3")
     finally:
         backend.close()
+
+
+def test_a_transaction_aborted_by_a_caught_error_is_reported_not_lost(backend: StateBackend) -> None:
+    """A transaction function that catches a database error and returns: on PostgreSQL the
+    engine has aborted the whole transaction (its COMMIT silently rolls back), so the caller
+    must hear that nothing was committed; SQLite undoes only the failed statement and commits
+    the rest. Either way nothing is half applied without a word."""
+    from eventlake.backends.postgres import PostgresBackend
+    from eventlake.errors import TransactionAborted
+
+    def fn(t) -> str:
+        t.kv_put("k", "written", "1")
+        try:
+            t.cur.execute("SELECT * FROM no_such_table")
+        except Exception:  # a careless function
+            pass
+        return "done"
+
+    if isinstance(backend, PostgresBackend):
+        with pytest.raises(TransactionAborted, match="nothing was committed"):
+            backend.transaction(fn)
+        assert backend.transaction(lambda t: t.kv_get("k", "written")) is None
+    else:
+        assert backend.transaction(fn) == "done"
+        assert backend.transaction(lambda t: t.kv_get("k", "written")) == "1"
+    assert backend.transaction(lambda t: t.kv_put("k", "after", "2")) is None  # still usable

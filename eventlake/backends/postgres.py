@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..errors import MissingDependency
+from ..errors import MissingDependency, TransactionAborted
 from .base import Txn
 from .sql import Dialect, SqlBackend, SqlTxn
 
@@ -83,6 +83,14 @@ class PostgresBackend(SqlBackend):
             token = self._enter(txn)
             try:
                 result = fn(txn)
+                if conn.info.transaction_status == self._psycopg.pq.TransactionStatus.INERROR:
+                    # PostgreSQL's COMMIT of an aborted transaction rolls back without an error.
+                    raise TransactionAborted(
+                        "a statement of this transaction failed and PostgreSQL aborted the "
+                        "whole transaction, but the transaction function caught the error and "
+                        "returned: nothing was committed. Let database errors propagate out "
+                        "of the function (or catch them outside the transaction)"
+                    )
                 txn.flush()
             finally:
                 self._exit(token)
