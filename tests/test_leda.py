@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -215,4 +216,41 @@ def test_unreadable_records_are_rejected_once_with_a_reason_and_hold_nothing_up(
     for reason in bad.values():
         assert sum(reason in r["Reason"] for r in got) == 6, reason
     assert app.metrics()["functions"]["state"]["errors"] > 0  # batches really were retried
+    app.close()
+
+
+def test_map_skips_state_items_it_cannot_count_and_keeps_the_reason(state_url: str, tmp_path: Path) -> None:
+    """An item written to StateTable by hand, without a Hierarchy, would fail map's batch on
+    every retry; map rejects its image with the reason and counts the rest. When the pipeline
+    later writes a proper version of that trade, the new value is added and nothing is taken
+    off for the old image (it was never added)."""
+    import time
+
+    import orjson
+
+    from eventlake.apps.leda.app import rejected
+
+    app = _fast(state_url, tmp_path, "atomic", map_window_s=0.01)
+    incoming = app.stream("IncomingDataStream", shards=4)
+    app.table("StateTable", key="id").put({"id": "hand", "Value": Decimal(7), "Version": 1})
+
+    def trade(tid: str, value: float, version: int) -> dict:
+        doc = {
+            "TradeID": tid,
+            "Value": value,
+            "Version": version,
+            "Timestamp": time.time(),
+            "Hierarchy": {"RiskType": "PV", "Region": "EMEA", "TradeDesk": "FXSpot"},
+        }
+        return {"data": orjson.dumps(doc), "partition_key": tid}
+
+    incoming.put_many([trade("good", 5.0, 1)])
+    app.drain(timeout_s=60)
+    assert aggregates(app)["PV"] == Decimal(5) and aggregates(app)[COUNT_KEY] == 1
+    [bad] = rejected(app)
+    assert "Hierarchy" in bad["Reason"] and "hand" in bad["Keys"]
+    incoming.put_many([trade("hand", 2.5, 2)])  # a newer version, from the pipeline
+    app.drain(timeout_s=60)
+    assert aggregates(app)["PV"] == Decimal("7.5") and aggregates(app)[COUNT_KEY] == 2
+    assert len(rejected(app)) == 1
     app.close()

@@ -14,7 +14,7 @@ A record the state function cannot read (not base64, not JSON, a field missing o
 wrong type) would fail its batch on every retry and hold its shard forever - the workshop's
 Lambda, retrying without end, does exactly that. Here it goes to **RejectedRecords** (keyed by
 the record's event id, so a retried batch rejects it once) with the reason, and the batch
-goes on.
+goes on. The map function does the same for a StateTable image it cannot count.
 
 The functions are the workshop's, with one liberty: records are parsed with orjson instead
 of ``json`` (``json.loads`` of a 200-byte trade took longer than the table write's Python).
@@ -127,11 +127,25 @@ def build_app(
         count = 0
         for r in event["Records"]:
             ddb = r["dynamodb"]
-            if r["eventName"] in ("INSERT", "MODIFY"):
-                deltas[_leaf(ddb["NewImage"])] += Decimal(ddb["NewImage"]["Value"]["N"])
-                count += 1
-            if r["eventName"] in ("MODIFY", "REMOVE"):
-                deltas[_leaf(ddb["OldImage"])] -= Decimal(ddb["OldImage"]["Value"]["N"])
+            name = r["eventName"]
+            # An image without a leaf and a value (an item written to StateTable by hand) is
+            # never counted: its new side is rejected with the reason, and as an old side it
+            # is not subtracted, since it was never added.
+            if name != "REMOVE":
+                try:
+                    leaf, value = _leaf(ddb["NewImage"]), Decimal(ddb["NewImage"]["Value"]["N"])
+                except (KeyError, TypeError, ArithmeticError) as e:
+                    _reject_change(rejects, r, e)
+                else:
+                    deltas[leaf] += value
+                    count += 1
+            if name != "INSERT":
+                try:
+                    leaf, value = _leaf(ddb["OldImage"]), Decimal(ddb["OldImage"]["Value"]["N"])
+                except (KeyError, TypeError, ArithmeticError):
+                    pass
+                else:
+                    deltas[leaf] -= value
         message = json.dumps({"deltas": {k: str(v) for k, v in deltas.items()}, COUNT_KEY: count})
         batch_id = _batch_hash(hashlib.sha256(), event["Records"])
         try:
@@ -206,6 +220,22 @@ def _reject(rejects: Any, record: dict[str, Any], error: Exception) -> None:
             "PartitionKey": k["partitionKey"],
             "Data": k["data"],  # base64, as it came: the record may not even be text
             "Reason": reason[:1000],
+        }
+    )
+
+
+def _reject_change(rejects: Any, record: dict[str, Any], error: Exception) -> None:
+    """Keep a StateTable change whose new image map cannot count (no Hierarchy, no numeric
+    Value), with the reason; keyed by the change's event id, so a retried batch keeps it once."""
+    ddb = record["dynamodb"]
+    what = f"field {error} missing" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+    rejects.put(
+        {
+            "id": record["eventID"],
+            "SequenceNumber": ddb["SequenceNumber"],
+            "Keys": json.dumps(ddb.get("Keys")),
+            "Data": json.dumps(ddb.get("NewImage"))[:10_000],
+            "Reason": f"map: StateTable image cannot be counted: {what}"[:1000],
         }
     )
 
