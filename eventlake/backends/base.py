@@ -235,6 +235,12 @@ class StateBackend(ABC):
         raise these through the handler, and they must reach the transaction unwrapped."""
         return isinstance(exc, RetryTransaction)
 
+    def aborted(self) -> bool:
+        """Whether the transaction the calling context is inside can no longer commit: the
+        engine aborted it at a failed statement whose error someone caught (PostgreSQL does
+        this; SQLite undoes only the statement)."""
+        return False
+
     def current(self) -> Txn | None:
         """The transaction of this backend that the calling context is inside, if any: a
         write there joins it directly (the same as ``transaction(fn)`` would)."""

@@ -98,6 +98,13 @@ class PostgresBackend(SqlBackend):
             self._after_commit(txn)
         return result
 
+    def aborted(self) -> bool:
+        txn = self.current()
+        if txn is None:
+            return False
+        status = txn.cur.connection.info.transaction_status
+        return bool(status == self._psycopg.pq.TransactionStatus.INERROR)
+
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, self._conflicts)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ..backends.base import RetryTransaction
 from ..errors import FunctionTimeout, HandlerError, TooManyRequests, ValidationError
 from ..resources.env import Env, check_name
 from .metrics import Metrics
@@ -146,6 +147,13 @@ class Invoker:
             try:
                 if inline:
                     result = fn.handler(event, ctx)
+                    if self.env.state.aborted():
+                        # The handler caught an error of one of its writes (on PostgreSQL
+                        # nearly always a conflict: the table API checks its input before any
+                        # SQL), and the engine had aborted the transaction: run it again.
+                        raise RetryTransaction(
+                            f"function {fn.name!r} caught an error that aborted its transaction"
+                        )
                     if time.perf_counter() - t0 > fn.timeout_s:
                         raise FunctionTimeout(f"Task timed out after {fn.timeout_s:.2f} seconds")
                 else:
