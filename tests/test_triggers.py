@@ -835,3 +835,44 @@ def test_an_atomic_handler_that_swallows_an_aborting_error_is_rerun(app: App) ->
     assert report.errors == 0 and len(app.queue("count-dlq")) == 0
     assert len(attempts) == (2 if pg else 1)
     assert t.get({"id": "n"})["c"] == 3
+
+
+@pytest.mark.parametrize("how", ["reraise-other", "keep-writing", "always"])
+def test_aborted_atomic_transactions_rerun_a_few_times_then_fail_the_handler(app: App, how: str) -> None:
+    """Whatever a handler does after catching an aborting error (raise its own error, keep
+    writing into the aborted transaction), the transaction reruns at once; a handler that
+    aborts its transaction every time fails after a few reruns like any failing handler -
+    retries, dead-letter queue - instead of stalling its worker."""
+    s = app.stream("in")
+    t = app.table("counts", key="id")
+    attempts = []
+    pg = type(app.env.state).__name__ == "PostgresBackend"
+
+    @app.on_stream(s, atomic=True, max_retry_attempts=0)
+    def count(event, context):
+        attempts.append(1)
+        t.update({"id": "n"}, "ADD c :n", values={":n": len(event["Records"])})
+        if how == "always" or len(attempts) == 1:
+            try:
+                app.env.state.current().cur.execute("SELECT * FROM no_such_table")
+            except Exception as e:
+                if how == "reraise-other":
+                    raise RuntimeError("wrapped") from e
+                if how == "keep-writing":
+                    t.put({"id": "other"})
+
+    s.put("x", "k")
+    report = app.drain(timeout_s=30)
+    if not pg:  # SQLite: the failed statement alone is undone
+        if how == "reraise-other":
+            assert report.errors == 1 and len(app.queue("count-dlq")) == 1
+        else:
+            assert report.errors == 0 and t.get({"id": "n"})["c"] == 1
+        return
+    if how == "always":
+        assert len(attempts) == 3  # the first run and two reruns
+        assert report.errors == 1 and len(app.queue("count-dlq")) == 1
+        assert t.get({"id": "n"}) is None
+    else:
+        assert len(attempts) == 2 and report.errors == 0 and len(app.queue("count-dlq")) == 0
+        assert t.get({"id": "n"})["c"] == 1

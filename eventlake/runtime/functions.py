@@ -77,6 +77,9 @@ class _Encoder(json.JSONEncoder):
         return super().default(o)
 
 
+ABORTED_RERUNS = 2  # see Invoker._aborted
+
+
 class Invoker:
     """Runs invocations; ``slot`` enforces reserved concurrency across worker processes."""
 
@@ -85,6 +88,7 @@ class Invoker:
         self.metrics = metrics
         self.log = logging.getLogger("eventlake.functions")
         self._loggers: dict[str, logging.Logger] = {}
+        self._aborts = threading.local()  # aborted reruns in a row, per worker thread
 
     @contextlib.contextmanager
     def slot(self, fn: Function) -> Iterator[None]:
@@ -117,6 +121,31 @@ class Invoker:
             logger = self._loggers[fn.name] = logging.getLogger(f"eventlake.functions.{fn.name}")
         logger.log(level, text)
 
+    def _aborted(self, fn: Function, cause: BaseException | None) -> HandlerError:
+        """An atomic handler's transaction was aborted by an error the handler caught (and
+        returned, or raised another error): on PostgreSQL nearly always a conflict, as the
+        table API checks its input before any SQL. The transaction runs again at once, up to
+        ABORTED_RERUNS times in a row; after that it is the handler failing - its retries,
+        bisection and dead-letter queue apply - rather than a worker stuck on one batch."""
+        n = getattr(self._aborts, "n", 0)
+        if n < ABORTED_RERUNS:
+            self._aborts.n = n + 1
+            self.metrics.add(f"{fn.name}.aborted_reruns")
+            self._line(
+                fn,
+                "[WARNING] the handler caught an error that aborted its transaction; running "
+                "the transaction again",
+                logging.WARNING,
+            )
+            raise RetryTransaction(f"function {fn.name!r}: transaction aborted") from cause
+        self._aborts.n = 0
+        return HandlerError(
+            f"the handler caught an error that aborted its transaction ({ABORTED_RERUNS + 1} "
+            f"times in a row): {type(cause).__name__ + ': ' + str(cause) if cause else 'it returned'}"
+            "; let database errors propagate out of atomic handlers",
+            "Runtime.TransactionAborted",
+        )
+
     def invoke(self, fn: Function, event: Any, *, inline: bool = False, records: int = 0) -> Any:
         """Run one invocation; raise :class:`HandlerError` (or a subclass) when it fails.
 
@@ -148,12 +177,8 @@ class Invoker:
                 if inline:
                     result = fn.handler(event, ctx)
                     if self.env.state.aborted():
-                        # The handler caught an error of one of its writes (on PostgreSQL
-                        # nearly always a conflict: the table API checks its input before any
-                        # SQL), and the engine had aborted the transaction: run it again.
-                        raise RetryTransaction(
-                            f"function {fn.name!r} caught an error that aborted its transaction"
-                        )
+                        raise self._aborted(fn, None)
+                    self._aborts.n = 0
                     if time.perf_counter() - t0 > fn.timeout_s:
                         raise FunctionTimeout(f"Task timed out after {fn.timeout_s:.2f} seconds")
                 else:
@@ -174,7 +199,10 @@ class Invoker:
                     # A conflict of the transaction the handler runs in (an atomic handler):
                     # the transaction runs again, which is not the handler failing.
                     raise
-                error = HandlerError(f"{type(e).__name__}: {e}", type(e).__name__)
+                if inline and self.env.state.aborted():
+                    error = self._aborted(fn, e)  # (raises RetryTransaction while it may)
+                else:
+                    error = HandlerError(f"{type(e).__name__}: {e}", type(e).__name__)
                 error.__cause__ = e
                 tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)[1:])
                 self._line(fn, f"[ERROR] {type(e).__name__}: {e}\n{tb}".rstrip(), logging.ERROR)

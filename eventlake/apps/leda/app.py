@@ -105,18 +105,21 @@ def build_app(
                     "Timestamp": Decimal(str(trade["Timestamp"])),
                     "Hierarchy": h,
                 }
+            except (ValueError, KeyError, TypeError, ArithmeticError) as e:
+                _reject(rejects, r, e)
+                continue
+            try:
                 if mode == "lab1":
                     state.put(item)
-                    continue
-                try:
+                else:
                     state.put(
                         item,
                         condition="attribute_not_exists(id) OR Version < :v",
                         values={":v": version},
                     )
-                except ConditionalCheckFailed:
-                    pass  # a duplicate or a stale version: nothing to do
-            except (ValueError, KeyError, TypeError, ArithmeticError, ValidationError) as e:
+            except ConditionalCheckFailed:
+                pass  # a duplicate or a stale version: nothing to do
+            except ValidationError as e:  # a value the table refuses (an empty id, NaN)
                 _reject(rejects, r, e)
 
     @app.on_table_stream(
@@ -131,17 +134,20 @@ def build_app(
             # An image without a leaf and a value (an item written to StateTable by hand) is
             # never counted: its new side is rejected with the reason, and as an old side it
             # is not subtracted, since it was never added.
+            # (A missing image is not tolerated: the stream must carry new and old images.)
             if name != "REMOVE":
+                new = ddb["NewImage"]
                 try:
-                    leaf, value = _leaf(ddb["NewImage"]), Decimal(ddb["NewImage"]["Value"]["N"])
+                    leaf, value = _leaf(new), Decimal(new["Value"]["N"])
                 except (KeyError, TypeError, ArithmeticError) as e:
                     _reject_change(rejects, r, e)
                 else:
                     deltas[leaf] += value
                     count += 1
             if name != "INSERT":
+                old = ddb["OldImage"]
                 try:
-                    leaf, value = _leaf(ddb["OldImage"]), Decimal(ddb["OldImage"]["Value"]["N"])
+                    leaf, value = _leaf(old), Decimal(old["Value"]["N"])
                 except (KeyError, TypeError, ArithmeticError):
                     pass
                 else:
