@@ -83,7 +83,7 @@ class PostgresBackend(SqlBackend):
             token = self._enter(txn)
             try:
                 result = fn(txn)
-                if conn.info.transaction_status == self._psycopg.pq.TransactionStatus.INERROR:
+                if self._in_error(conn):
                     # PostgreSQL's COMMIT of an aborted transaction rolls back without an error.
                     raise TransactionAborted(
                         "a statement of this transaction failed and PostgreSQL aborted the "
@@ -100,10 +100,10 @@ class PostgresBackend(SqlBackend):
 
     def aborted(self) -> bool:
         txn = self.current()
-        if txn is None:
-            return False
-        status = txn.cur.connection.info.transaction_status
-        return bool(status == self._psycopg.pq.TransactionStatus.INERROR)
+        return txn is not None and self._in_error(txn.cur.connection)
+
+    def _in_error(self, conn: Any) -> bool:
+        return bool(conn.info.transaction_status == self._psycopg.pq.TransactionStatus.INERROR)
 
     def _is_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, self._conflicts)

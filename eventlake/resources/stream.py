@@ -60,19 +60,21 @@ def to_bytes(data: Any) -> bytes:
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
     if isinstance(data, str):
-        try:
-            return data.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ValidationError(
-                f"record data is not valid text: {e.reason} at character {e.start}; "
-                "send bytes, or fix the string"
-            ) from e
+        return _utf8(data, "record data", "; send bytes, or fix the string")
     if isinstance(data, (dict, list)):
         try:
             return json.dumps(data, separators=(",", ":"), default=_json_default).encode("utf-8")
         except (TypeError, ValueError) as e:
             raise ValidationError(f"record data is not JSON-serialisable: {e}") from e
     raise ValidationError(f"record data must be bytes, str, dict or list, not {type(data).__name__}")
+
+
+def _utf8(text: str, what: str, hint: str = "") -> bytes:
+    """``text`` as UTF-8, or a ValidationError saying where it is not text (a lone surrogate)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValidationError(f"{what} is not valid text: {e.reason} at character {e.start}{hint}") from e
 
 
 def _json_default(o: Any) -> Any:
@@ -169,13 +171,7 @@ class Stream:
                 f"got {partition_key!r:.80}"
             )
         payload = to_bytes(data)
-        try:
-            pk_bytes = partition_key.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise ValidationError(
-                f"stream {self.name!r}: partition_key is not valid text: {e.reason} at character {e.start}"
-            ) from e
-        size = len(payload) + len(pk_bytes)
+        size = len(payload) + len(_utf8(partition_key, f"stream {self.name!r}: partition_key"))
         if size > MAX_RECORD_BYTES:
             raise SizeLimitExceeded(
                 f"stream {self.name!r}: record of {size} bytes (data + partition key) is over "

@@ -209,39 +209,40 @@ def _reject(rejects: Any, record: dict[str, Any], error: Exception) -> None:
     batch forever (binascii.Error and orjson's errors are ValueErrors; a put's ValidationError
     names the attribute)."""
     k = record["kinesis"]
-    if isinstance(error, JSONDecodeError):
-        reason = f"data is not JSON: {error}"
-    elif isinstance(error, binascii.Error):
-        reason = f"data is not base64: {error}"
-    elif isinstance(error, KeyError):
-        reason = f"field {error} missing"
-    elif isinstance(error, ValueError):
-        reason = str(error)
-    else:
-        reason = f"{type(error).__name__}: {error}"
     rejects.put(
         {
             "id": record["eventID"],
             "SequenceNumber": k["sequenceNumber"],
             "PartitionKey": k["partitionKey"],
             "Data": k["data"],  # base64, as it came: the record may not even be text
-            "Reason": reason[:1000],
+            "Reason": _reason(error)[:1000],
         }
     )
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, JSONDecodeError):
+        return f"data is not JSON: {error}"
+    if isinstance(error, binascii.Error):
+        return f"data is not base64: {error}"
+    if isinstance(error, KeyError):
+        return f"field {error} missing"
+    if isinstance(error, ValueError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _reject_change(rejects: Any, record: dict[str, Any], error: Exception) -> None:
     """Keep a StateTable change whose new image map cannot count (no Hierarchy, no numeric
     Value), with the reason; keyed by the change's event id, so a retried batch keeps it once."""
     ddb = record["dynamodb"]
-    what = f"field {error} missing" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
     rejects.put(
         {
             "id": record["eventID"],
             "SequenceNumber": ddb["SequenceNumber"],
             "Keys": json.dumps(ddb.get("Keys")),
             "Data": json.dumps(ddb.get("NewImage"))[:10_000],
-            "Reason": f"map: StateTable image cannot be counted: {what}"[:1000],
+            "Reason": f"map: StateTable image cannot be counted: {_reason(error)}"[:1000],
         }
     )
 
