@@ -32,6 +32,8 @@ from rich.table import Table
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from _speed import speed_check, speed_line  # benchmarks/_speed.py
+
 from eventlake import App
 
 console = Console()
@@ -237,6 +239,7 @@ def main() -> None:
     k = args.scale
     n_single, n_batched, n_queue, n_put = int(2000 * k), int(50_000 * k), int(1000 * k), int(2000 * k)
     n_batched -= n_batched % 500
+    speed_before = speed_check()
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarks", total=5)
         c = raw_conn(f"{tmp}/raw.db")
@@ -284,6 +287,7 @@ def main() -> None:
     console.print(e2e_line)
     print("\n".join(lines))
     print(f"\n{e2e_line}")
+    print(speed_line(speed_before, speed_check()))
 
 
 if __name__ == "__main__":

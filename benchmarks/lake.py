@@ -24,6 +24,8 @@ from rich.table import Table
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from _speed import speed_check, speed_line  # benchmarks/_speed.py
+
 from eventlake import App
 
 console = Console()
@@ -145,6 +147,7 @@ def main() -> None:
     ap.add_argument("--sql-rows", type=int, default=10_000_000)
     args = ap.parse_args()
     recs = records(args.records)
+    speed_before = speed_check()
     with tempfile.TemporaryDirectory() as tmp, Progress(console=console, transient=True) as progress:
         task = progress.add_task("lake benchmarks", total=5)
         res = {}
@@ -192,6 +195,7 @@ def main() -> None:
         lines.append("| " + " | ".join(r) + " |")
     console.print(table)
     print("\n".join(lines))
+    print(speed_line(speed_before, speed_check()))
 
 
 if __name__ == "__main__":

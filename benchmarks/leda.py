@@ -27,6 +27,8 @@ from rich.table import Table
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from _speed import speed_check, speed_line  # benchmarks/_speed.py
+
 from eventlake.apps.leda.runner import LedaRun
 
 PG = os.environ.get("EVENTLAKE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -102,6 +104,7 @@ def main() -> None:
     )
     # One refresh a second: the bar moves once per run, and on a small machine a faster
     # refresh takes CPU from the pipeline being measured.
+    speed_before = speed_check()
     progress = Progress(console=console, transient=True, refresh_per_second=1)
     with tempfile.TemporaryDirectory() as tmp, progress:
         task = progress.add_task("leda rounds", total=len(configs) * args.repeat)
@@ -132,6 +135,7 @@ def main() -> None:
     console.print(table)
     console.print(_chart(results, args.records))
     print("\n".join(lines))
+    print(speed_line(speed_before, speed_check()))
 
 
 def _chart(results: dict[tuple[str, str, int], tuple[float, int]], records: int) -> Table:
