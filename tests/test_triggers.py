@@ -633,6 +633,71 @@ def test_rows_of_workers_gone_are_folded_into_one_and_counted_once(app_factory, 
     assert m["records"] == 5 and m["invocations"] == 2 and m["iterator_age_ms"] == 0
 
 
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "rolled-back"])
+def test_a_publication_whose_commit_reported_an_error_is_not_counted_twice(
+    app_factory, clock, monkeypatch, committed: bool
+) -> None:
+    """A COMMIT can fail with the transaction committed (a connection lost in it). If that
+    worker is then retired, the retired row counts that publication: the worker must take it
+    as its base, not the last one it saw succeed, or the gap is counted twice."""
+    a = app_factory("uncertain", clock=clock)
+    b = app_factory("uncertain", clock=clock)
+    s = a.stream("in")
+
+    @a.on_stream(s, batch_size=10)
+    def fn(event, context):
+        return None
+
+    b.on_stream(b.stream("in"), batch_size=10, name="fn")(fn)
+    worker, other = a.runtime(), b.runtime()
+
+    def records(*keys: str) -> None:
+        for k in keys:
+            s.put(k, "k")
+        a.drain()
+
+    records("a", "b", "c")
+    worker.publish_metrics()  # 3 records
+    records("d", "e")
+    state = a.env.state
+    real = state.transaction
+
+    def lost_in_commit(fn, **kw):
+        if committed:
+            real(fn, **kw)
+        raise ConnectionError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(state, "transaction", lost_in_commit)
+    with pytest.raises(ConnectionError):
+        worker.publish_metrics()  # 5 records: stored or not, the worker cannot tell
+    monkeypatch.setattr(state, "transaction", real)
+    clock.advance(90)
+    other.publish_metrics()
+    assert other.retire_metrics() == 1  # folds whichever the row held: 5 or 3 records
+    records("f", "g")
+    worker.publish_metrics()
+    assert b.worker_metrics()["functions"]["fn"]["records"] == 7
+    records("h")
+    worker.publish_metrics()
+    assert b.worker_metrics()["functions"]["fn"]["records"] == 8
+    # The retirer's records of what it folded are kept an hour; a worker back after longer
+    # takes the last publication it knows committed as its base.
+    clock.advance(90)
+    other.publish_metrics()
+    assert other.retire_metrics() == 1
+
+    def folded() -> list[str]:
+        return [k for k, _ in b.env.state.transaction(lambda t: t.kv_list("metrics-folded"))]
+
+    assert folded() == [worker.leases.owner]
+    clock.advance(3700)
+    other.publish_metrics()
+    assert other.retire_metrics() == 0 and folded() == []
+    records("i")
+    worker.publish_metrics()
+    assert b.worker_metrics()["functions"]["fn"]["records"] == 9
+
+
 def test_merge_snapshots_adds_counts_and_weights_averages() -> None:
     from eventlake.runtime.metrics import merge_snapshots
 

@@ -37,6 +37,11 @@ WINDOW_LOOK_S = 0.05
 # stopped), and its row is folded into the RETIRED row by the next keeper that looks.
 METRICS_RETIRE_S = 60.0
 RETIRED = "retired"
+# What the retirer folded of each worker: the number of the publication (see publish_metrics).
+# Kept an hour, then dropped: only a worker silent that long and then alive again needs it.
+FOLDED = "metrics-folded"
+FOLDED_KEEP_S = 3600.0
+MAX_UNCONFIRMED = 32  # publications a worker remembers while none is known to have committed
 
 
 def pair_stream_store(env: Any, consumers: list[str]) -> None:
@@ -133,7 +138,11 @@ class Runtime:
         # See Settings.worker_concurrency: pollers of this process take turns through it.
         self._gate = FairGate(self.env.settings.worker_concurrency)
         self._dlqs: dict[str, Any] = {}
-        self._published: dict[str, Any] | None = None  # the last snapshot published
+        # Publications whose row may be the one in the table, by number: the one the row was
+        # last seen to hold and those sent since (a COMMIT can fail and have committed).
+        self._sent: dict[int, dict[str, Any]] = {}
+        self._pub = 0
+        self._committed: int | None = None  # the number of the last one known committed
         self._metrics_base: dict[str, Any] | None = None  # counted in the retired row already
         for reg in app._registrations:
             reg.build(self)
@@ -255,20 +264,48 @@ class Runtime:
 
         The row holds what is not yet counted in the ``retired`` row (see
         :meth:`retire_metrics`): everything, unless this worker was silent long enough to be
-        taken for dead, in which case its last publication went there already."""
+        taken for dead, in which case its last publication went there already.
+
+        Which publication went there is read from the retirer's record (``FOLDED``), not
+        assumed to be the last one this worker saw committed: a COMMIT that reports an error
+        (a connection lost in it) may still have committed, and the base would then be one
+        publication short and the gap counted twice."""
         snap = self.metrics.snapshot()
         owner = self.leases.owner
         now = self.env.clock.time()
+        self._pub += 1
+        pub = self._pub
+        self._sent[pub] = snap
+        if len(self._sent) > MAX_UNCONFIRMED:  # publications failing for minutes on end
+            del self._sent[min(n for n in self._sent if n != self._committed)]
 
         def publish(t: Any) -> None:
             t.lock("metrics")
-            if self._published is not None and t.kv_get("metrics", owner) is None:
-                self._metrics_base = self._published  # retired: counted there up to that one
+            raw = t.kv_get("metrics", owner)
+            if raw is not None:
+                held = json.loads(raw).get("pub")
+                if held in self._sent:  # the row holds that one; earlier ones are gone for good
+                    self._committed = held
+                    for n in [n for n in self._sent if n < held]:
+                        del self._sent[n]
+            elif self._committed is not None or len(self._sent) > 1:
+                # Published before and the row is gone (or never written: every earlier
+                # COMMIT failed). The retirer's record says which publication it counted.
+                folded = t.kv_get(FOLDED, owner)
+                counted = json.loads(folded).get("pub") if folded is not None else None
+                if counted in self._sent:
+                    self._metrics_base = self._sent[counted]
+                elif self._committed is not None:
+                    # The record is gone (kept an hour): the last publication known to have
+                    # committed is the best guess left.
+                    self._metrics_base = self._sent[self._committed]
             doc = snap if self._metrics_base is None else subtract_snapshot(snap, self._metrics_base)
-            t.kv_put("metrics", owner, json.dumps(doc | {"at": now}))
+            t.kv_put("metrics", owner, json.dumps(doc | {"at": now, "pub": pub}))
 
         self.env.state.transaction(publish)
-        self._published = snap
+        self._committed = pub
+        for n in [n for n in self._sent if n < pub]:
+            del self._sent[n]
 
     def retire_metrics(self) -> int:
         """Fold the rows of workers silent for ``METRICS_RETIRE_S`` (killed, or stopped long
@@ -290,12 +327,17 @@ class Runtime:
                     # (a row without "at" is a worker of an earlier release: never taken for
                     # dead, as it would write its whole count again after being folded)
                     dead.append((key, doc))
+            now = self.env.clock.time()
+            for key, raw in t.kv_list(FOLDED):
+                if json.loads(raw).get("at", 0) < now - FOLDED_KEEP_S:
+                    t.kv_delete(FOLDED, key)
             if not dead:
                 return 0
             folded = retire_snapshots(retired, [doc for _, doc in dead])
             t.kv_put("metrics", RETIRED, json.dumps(folded))
-            for key, _ in dead:
+            for key, doc in dead:
                 t.kv_delete("metrics", key)
+                t.kv_put(FOLDED, key, json.dumps({"pub": doc.get("pub"), "at": now}))
             return len(dead)
 
         return int(self.env.state.transaction(retire))
