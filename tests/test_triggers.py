@@ -633,13 +633,15 @@ def test_rows_of_workers_gone_are_folded_into_one_and_counted_once(app_factory, 
     assert m["records"] == 5 and m["invocations"] == 2 and m["iterator_age_ms"] == 0
 
 
+@pytest.mark.parametrize("then_failing", [0, 40], ids=["then-retired", "then-40-failures"])
 @pytest.mark.parametrize("committed", [True, False], ids=["committed", "rolled-back"])
 def test_a_publication_whose_commit_reported_an_error_is_not_counted_twice(
-    app_factory, clock, monkeypatch, committed: bool
+    app_factory, clock, monkeypatch, committed: bool, then_failing: int
 ) -> None:
     """A COMMIT can fail with the transaction committed (a connection lost in it). If that
     worker is then retired, the retired row counts that publication: the worker must take it
-    as its base, not the last one it saw succeed, or the gap is counted twice."""
+    as its base, not the last one it saw succeed, or the gap is counted twice - also after
+    many more publications failed outright (a database out of reach for a minute)."""
     a = app_factory("uncertain", clock=clock)
     b = app_factory("uncertain", clock=clock)
     s = a.stream("in")
@@ -670,6 +672,10 @@ def test_a_publication_whose_commit_reported_an_error_is_not_counted_twice(
     monkeypatch.setattr(state, "transaction", lost_in_commit)
     with pytest.raises(ConnectionError):
         worker.publish_metrics()  # 5 records: stored or not, the worker cannot tell
+    committed = False  # (read by lost_in_commit) the next ones fail before their COMMIT
+    for _ in range(then_failing):
+        with pytest.raises(ConnectionError):
+            worker.publish_metrics()
     monkeypatch.setattr(state, "transaction", real)
     clock.advance(90)
     other.publish_metrics()
@@ -680,8 +686,8 @@ def test_a_publication_whose_commit_reported_an_error_is_not_counted_twice(
     records("h")
     worker.publish_metrics()
     assert b.worker_metrics()["functions"]["fn"]["records"] == 8
-    # The retirer's records of what it folded are kept an hour; a worker back after longer
-    # takes the last publication it knows committed as its base.
+    # The retirer's records of what it folded are kept ten minutes; a worker back after
+    # longer takes the last publication it knows committed as its base.
     clock.advance(90)
     other.publish_metrics()
     assert other.retire_metrics() == 1
@@ -862,6 +868,10 @@ def test_a_wall_clock_stepped_back_does_not_hold_the_pollers(app_factory) -> Non
         while "before" not in seen and time.monotonic() < deadline:
             time.sleep(0.01)
         assert "before" in seen
+        # Let the poller go idle first: its turn after "before" (no records) plans the next
+        # one, and a step that lands before that plan would let code that plans on the
+        # stepped clock pass.
+        time.sleep(0.3)
         clock.back = 30.0
         time.sleep(0.2)  # the pollers' next turns are planned on the stepped clock
         other.stream("in").put(b"y", "after")

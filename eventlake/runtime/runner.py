@@ -37,11 +37,11 @@ WINDOW_LOOK_S = 0.05
 # stopped), and its row is folded into the RETIRED row by the next keeper that looks.
 METRICS_RETIRE_S = 60.0
 RETIRED = "retired"
-# What the retirer folded of each worker: the number of the publication (see publish_metrics).
-# Kept an hour, then dropped: only a worker silent that long and then alive again needs it.
+# What the retirer folded of each worker: the cumulative snapshot its row carried (see
+# publish_metrics). Kept ten minutes: only a worker taken for dead that publishes again reads
+# it, and a chaos run retires about one worker a second.
 FOLDED = "metrics-folded"
-FOLDED_KEEP_S = 3600.0
-MAX_UNCONFIRMED = 32  # publications a worker remembers while none is known to have committed
+FOLDED_KEEP_S = 600.0
 
 
 def pair_stream_store(env: Any, consumers: list[str]) -> None:
@@ -138,11 +138,8 @@ class Runtime:
         # See Settings.worker_concurrency: pollers of this process take turns through it.
         self._gate = FairGate(self.env.settings.worker_concurrency)
         self._dlqs: dict[str, Any] = {}
-        # Publications whose row may be the one in the table, by number: the one the row was
-        # last seen to hold and those sent since (a COMMIT can fail and have committed).
-        self._sent: dict[int, dict[str, Any]] = {}
-        self._pub = 0
-        self._committed: int | None = None  # the number of the last one known committed
+        self._publishing = threading.Lock()
+        self._confirmed: dict[str, Any] | None = None  # the last snapshot known published
         self._metrics_base: dict[str, Any] | None = None  # counted in the retired row already
         for reg in app._registrations:
             reg.build(self)
@@ -264,48 +261,37 @@ class Runtime:
 
         The row holds what is not yet counted in the ``retired`` row (see
         :meth:`retire_metrics`): everything, unless this worker was silent long enough to be
-        taken for dead, in which case its last publication went there already.
+        taken for dead, in which case what its row held went there already.
 
-        Which publication went there is read from the retirer's record (``FOLDED``), not
-        assumed to be the last one this worker saw committed: a COMMIT that reports an error
-        (a connection lost in it) may still have committed, and the base would then be one
-        publication short and the gap counted twice."""
-        snap = self.metrics.snapshot()
-        owner = self.leases.owner
-        now = self.env.clock.time()
-        self._pub += 1
-        pub = self._pub
-        self._sent[pub] = snap
-        if len(self._sent) > MAX_UNCONFIRMED:  # publications failing for minutes on end
-            del self._sent[min(n for n in self._sent if n != self._committed)]
+        How much went there is read from the retirer's record (``FOLDED``: the cumulative
+        snapshot the row carried), not taken from this worker's memory: a COMMIT that reports
+        an error (a connection lost in it) may still have committed, and a worker that took
+        its last confirmed publication as the base would count the gap twice."""
+        with self._publishing:  # the keeper's, and the one at shutdown if the keeper hangs
+            snap = self.metrics.snapshot()
+            owner = self.leases.owner
+            now = self.env.clock.time()
 
-        def publish(t: Any) -> None:
-            t.lock("metrics")
-            raw = t.kv_get("metrics", owner)
-            if raw is not None:
-                held = json.loads(raw).get("pub")
-                if held in self._sent:  # the row holds that one; earlier ones are gone for good
-                    self._committed = held
-                    for n in [n for n in self._sent if n < held]:
-                        del self._sent[n]
-            elif self._committed is not None or len(self._sent) > 1:
-                # Published before and the row is gone (or never written: every earlier
-                # COMMIT failed). The retirer's record says which publication it counted.
-                folded = t.kv_get(FOLDED, owner)
-                counted = json.loads(folded).get("pub") if folded is not None else None
-                if counted in self._sent:
-                    self._metrics_base = self._sent[counted]
-                elif self._committed is not None:
-                    # The record is gone (kept an hour): the last publication known to have
-                    # committed is the best guess left.
-                    self._metrics_base = self._sent[self._committed]
-            doc = snap if self._metrics_base is None else subtract_snapshot(snap, self._metrics_base)
-            t.kv_put("metrics", owner, json.dumps(doc | {"at": now, "pub": pub}))
+            def publish(t: Any) -> None:
+                t.lock("metrics")
+                if t.kv_get("metrics", owner) is None:
+                    # Set here, not after the commit: a COMMIT that reports an error may have
+                    # committed the row written with it. (A rerun or a rollback finds the row
+                    # missing again and derives the same base.)
+                    folded = t.kv_get(FOLDED, owner)
+                    if folded is not None:  # retired: counted there up to what the row carried
+                        self._metrics_base = json.loads(folded)["total"]
+                    elif self._confirmed is not None:
+                        # Retired long ago (the record is kept FOLDED_KEEP_S): the last
+                        # publication known to have committed is the best guess left.
+                        self._metrics_base = self._confirmed
+                    # else never written: every earlier publication failed
+                base = self._metrics_base
+                doc = snap if base is None else subtract_snapshot(snap, base)
+                t.kv_put("metrics", owner, json.dumps(doc | {"at": now, "total": snap}))
 
-        self.env.state.transaction(publish)
-        self._committed = pub
-        for n in [n for n in self._sent if n < pub]:
-            del self._sent[n]
+            self.env.state.transaction(publish)
+            self._confirmed = snap
 
     def retire_metrics(self) -> int:
         """Fold the rows of workers silent for ``METRICS_RETIRE_S`` (killed, or stopped long
@@ -337,7 +323,8 @@ class Runtime:
             t.kv_put("metrics", RETIRED, json.dumps(folded))
             for key, doc in dead:
                 t.kv_delete("metrics", key)
-                t.kv_put(FOLDED, key, json.dumps({"pub": doc.get("pub"), "at": now}))
+                if "total" in doc:  # (rows of an earlier release carry no cumulative snapshot)
+                    t.kv_put(FOLDED, key, json.dumps({"total": doc["total"], "at": now}))
             return len(dead)
 
         return int(self.env.state.transaction(retire))
