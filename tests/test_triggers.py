@@ -677,31 +677,78 @@ def test_a_publication_whose_commit_reported_an_error_is_not_counted_twice(
         with pytest.raises(ConnectionError):
             worker.publish_metrics()
     monkeypatch.setattr(state, "transaction", real)
-    clock.advance(90)
-    other.publish_metrics()
-    assert other.retire_metrics() == 1  # folds whichever the row held: 5 or 3 records
-    records("f", "g")
-    worker.publish_metrics()
-    assert b.worker_metrics()["functions"]["fn"]["records"] == 7
-    records("h")
-    worker.publish_metrics()
-    assert b.worker_metrics()["functions"]["fn"]["records"] == 8
-    # The retirer's records of what it folded are kept ten minutes; a worker back after
-    # longer takes the last publication it knows committed as its base.
-    clock.advance(90)
-    other.publish_metrics()
-    assert other.retire_metrics() == 1
+
+    def retire_worker(after_s: float = 90) -> None:
+        clock.advance(after_s)
+        other.publish_metrics()
+        assert other.retire_metrics() == 1
+
+    def total() -> int:
+        return b.worker_metrics()["functions"]["fn"]["records"]
 
     def folded() -> list[str]:
         return [k for k, _ in b.env.state.transaction(lambda t: t.kv_list("metrics-folded"))]
 
+    retire_worker()  # folds whichever the row held: 5 or 3 records
     assert folded() == [worker.leases.owner]
-    clock.advance(3700)
-    other.publish_metrics()
-    assert other.retire_metrics() == 0 and folded() == []
+    records("f", "g")
+    worker.publish_metrics()
+    assert total() == 7 and folded() == []  # the record read, and deleted with the new row
+    # Retired again, and the publication that finds its row gone reports an error but
+    # commits: the base it took from the retirer's record holds for the next ones.
+    retire_worker()
+    records("h")
+    committed = True
+    monkeypatch.setattr(state, "transaction", lost_in_commit)
+    with pytest.raises(ConnectionError):
+        worker.publish_metrics()
+    monkeypatch.setattr(state, "transaction", real)
     records("i")
     worker.publish_metrics()
-    assert b.worker_metrics()["functions"]["fn"]["records"] == 9
+    assert total() == 9
+    # The records of workers that never come back are dropped after an hour; a worker back
+    # after longer takes the last publication it knows committed as its base.
+    retire_worker()
+    clock.advance(3500)
+    other.publish_metrics()
+    assert other.retire_metrics() == 0 and folded() == [worker.leases.owner]
+    clock.advance(200)
+    other.publish_metrics()
+    assert other.retire_metrics() == 0 and folded() == []
+    records("j")
+    worker.publish_metrics()
+    assert total() == 10
+
+
+def test_a_publication_does_not_wait_for_ever_on_one_that_hangs(app_factory, monkeypatch) -> None:
+    """The shutdown's last publication must not hang on the keeper's if that one is stuck in
+    the database: it gives up, and the earlier publication stays in place."""
+    import threading
+
+    from eventlake.runtime import runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "PUBLISH_WAIT_S", 0.05)
+    app = app_factory("hung")
+    rt = app.runtime()
+    rt.publish_metrics()
+    before = app.env.state.transaction(lambda t: t.kv_get("metrics", rt.leases.owner))
+    held = threading.Event()
+    release = threading.Event()
+
+    def hung_publication() -> None:
+        with rt._publishing:
+            held.set()
+            release.wait(10)
+
+    th = threading.Thread(target=hung_publication)
+    th.start()
+    try:
+        assert held.wait(5)
+        rt.publish_metrics()  # returns: gave up
+        assert app.env.state.transaction(lambda t: t.kv_get("metrics", rt.leases.owner)) == before
+    finally:
+        release.set()
+        th.join(10)
 
 
 def test_merge_snapshots_adds_counts_and_weights_averages() -> None:

@@ -38,10 +38,11 @@ WINDOW_LOOK_S = 0.05
 METRICS_RETIRE_S = 60.0
 RETIRED = "retired"
 # What the retirer folded of each worker: the cumulative snapshot its row carried (see
-# publish_metrics). Kept ten minutes: only a worker taken for dead that publishes again reads
-# it, and a chaos run retires about one worker a second.
+# publish_metrics). A worker taken for dead that publishes again reads it and deletes it; the
+# records of workers that are really gone are dropped after an hour.
 FOLDED = "metrics-folded"
-FOLDED_KEEP_S = 600.0
+FOLDED_KEEP_S = 3600.0
+PUBLISH_WAIT_S = 5.0  # for another publication of the same worker to finish
 
 
 def pair_stream_store(env: Any, consumers: list[str]) -> None:
@@ -267,7 +268,12 @@ class Runtime:
         snapshot the row carried), not taken from this worker's memory: a COMMIT that reports
         an error (a connection lost in it) may still have committed, and a worker that took
         its last confirmed publication as the base would count the gap twice."""
-        with self._publishing:  # the keeper's, and the one at shutdown if the keeper hangs
+        # One at a time: the keeper's, and the one at shutdown if the keeper hangs in its own
+        # (then this one gives up rather than hold the shutdown).
+        if not self._publishing.acquire(timeout=PUBLISH_WAIT_S):
+            log.warning("metrics not published: an earlier publication is still in progress")
+            return
+        try:
             snap = self.metrics.snapshot()
             owner = self.leases.owner
             now = self.env.clock.time()
@@ -279,8 +285,10 @@ class Runtime:
                     # committed the row written with it. (A rerun or a rollback finds the row
                     # missing again and derives the same base.)
                     folded = t.kv_get(FOLDED, owner)
-                    if folded is not None:  # retired: counted there up to what the row carried
-                        self._metrics_base = json.loads(folded)["total"]
+                    total = json.loads(folded).get("total") if folded is not None else None
+                    if total is not None:  # retired: counted there up to what the row carried
+                        self._metrics_base = total
+                        t.kv_delete(FOLDED, owner)  # (committed with the row that replaces it)
                     elif self._confirmed is not None:
                         # Retired long ago (the record is kept FOLDED_KEEP_S): the last
                         # publication known to have committed is the best guess left.
@@ -292,6 +300,8 @@ class Runtime:
 
             self.env.state.transaction(publish)
             self._confirmed = snap
+        finally:
+            self._publishing.release()
 
     def retire_metrics(self) -> int:
         """Fold the rows of workers silent for ``METRICS_RETIRE_S`` (killed, or stopped long
