@@ -102,9 +102,9 @@ def main() -> None:
         f"Python {platform.python_version()} ({sys.executable}), {os.cpu_count()} cores, "
         f"{args.repeat} run(s) per configuration"
     )
+    speed_before = speed_check()
     # One refresh a second: the bar moves once per run, and on a small machine a faster
     # refresh takes CPU from the pipeline being measured.
-    speed_before = speed_check()
     progress = Progress(console=console, transient=True, refresh_per_second=1)
     with tempfile.TemporaryDirectory() as tmp, progress:
         task = progress.add_task("leda rounds", total=len(configs) * args.repeat)

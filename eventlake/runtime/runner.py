@@ -308,7 +308,8 @@ class Runtime:
         ago) into one ``retired`` row, so that the rows do not grow with every worker ever
         started (a chaos run starts one a second) while their counts stay in the totals.
         Returns how many rows were folded."""
-        cutoff = self.env.clock.time() - max(METRICS_RETIRE_S, 10 * self.env.settings.lease_ttl_s)
+        now = self.env.clock.time()
+        cutoff = now - max(METRICS_RETIRE_S, 10 * self.env.settings.lease_ttl_s)
         owner = self.leases.owner
 
         def retire(t: Any) -> int:
@@ -323,7 +324,6 @@ class Runtime:
                     # (a row without "at" is a worker of an earlier release: never taken for
                     # dead, as it would write its whole count again after being folded)
                     dead.append((key, doc))
-            now = self.env.clock.time()
             for key, raw in t.kv_list(FOLDED):
                 if json.loads(raw).get("at", 0) < now - FOLDED_KEEP_S:
                     t.kv_delete(FOLDED, key)
