@@ -8,6 +8,7 @@ import pytest
 
 from eventlake import App, ConditionalCheckFailed, ManualClock, TransactionCanceled, ValidationError
 from eventlake.errors import ExpressionError, IdempotentParameterMismatch, SizeLimitExceeded
+from eventlake.expressions import normalize
 
 
 @pytest.fixture
@@ -345,3 +346,90 @@ def test_put_with_a_bad_condition_fails_cleanly_and_writes_nothing(app: App) -> 
             t.put({"id": key, "v": 2}, condition="attribute_type(v, :t)", values={":t": "XX"})
     assert t.get({"id": "old"}) == {"id": "old", "v": 1}
     assert t.get({"id": "new"}) is None
+
+
+def test_a_token_with_a_set_of_numbers_in_values_applies_once(app: App) -> None:
+    t = app.table("sets", key="id")
+    add = [t.tx_update({"id": "x"}, "ADD s :s", values={":s": {1, 2}})]
+    app.transact(add, token="with-a-set")
+    app.transact([t.tx_update({"id": "x"}, "ADD s :s", values={":s": {Decimal(2), 1}})], token="with-a-set")
+    assert t.get({"id": "x"})["s"] == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (b"ab", "6162"),  # binary is not its hex text
+        (Decimal(1), "1"),  # a number is not its text
+        ("1", Decimal(1)),
+        (True, Decimal(1)),
+        ([1, 2], [2, 1]),  # a list keeps its order
+        ({"S": "a"}, "a"),  # a map that looks like DynamoDB JSON is still a map
+        ({"a"}, ["a"]),  # a set is not a list
+        (None, "None"),
+    ],
+    ids=[
+        "bytes-hex",
+        "number-text",
+        "text-number",
+        "bool-number",
+        "list-order",
+        "map-json",
+        "set-list",
+        "null",
+    ],
+)
+def test_a_token_reused_for_another_request_is_refused(app: App, first, second) -> None:
+    """DynamoDB: the same ClientRequestToken with different parameters within ten minutes is an
+    IdempotentParameterMismatch, never a silent no-op."""
+    t = app.table("fp", key="id")
+    app.transact([t.tx_put({"id": "a", "v": first})], token="reused")
+    with pytest.raises(IdempotentParameterMismatch, match="reused"):
+        app.transact([t.tx_put({"id": "a", "v": second})], token="reused")
+    with pytest.raises(IdempotentParameterMismatch):
+        app.transact([t.tx_update({"id": "a"}, "SET v = :v", values={":v": second})], token="reused")
+    app.transact([t.tx_update({"id": "b"}, "SET v = :v", values={":v": first})], token="in-values")
+    with pytest.raises(IdempotentParameterMismatch):
+        app.transact([t.tx_update({"id": "b"}, "SET v = :v", values={":v": second})], token="in-values")
+    assert t.get({"id": "a"})["v"] == normalize(first)
+    assert t.get({"id": "b"})["v"] == normalize(first)
+
+
+def test_a_token_retried_with_the_same_request_in_another_spelling_is_applied_once(app: App) -> None:
+    """Requests DynamoDB sees as identical (a number written as int or Decimal, a map's keys
+    in another order, a set built in another order) are one request for the token."""
+    t = app.table("same", key="id")
+
+    def req(n, m, s):
+        return [t.tx_update({"id": "x"}, "ADD n :n SET m = :m, s = :s", values={":n": n, ":m": m, ":s": s})]
+
+    app.transact(req(1, {"a": 1, "b": "x"}, {"p", "q"}), token="spelled")
+    app.transact(req(Decimal("1.0"), {"b": "x", "a": Decimal(1)}, {"q", "p"}), token="spelled")
+    assert t.get({"id": "x"})["n"] == 1
+
+
+def test_the_token_rules_of_transact_write_items(app_factory, clock: ManualClock) -> None:
+    """ClientRequestToken: 1-36 characters; valid for ten minutes after the request completes;
+    a different table, action kind or expression under the same token is a mismatch."""
+    app = app_factory("rules", clock=clock)
+    t = app.table("t", key="id")
+    u = app.table("u", key="id")
+    for bad in ("", "x" * 37, 5):
+        with pytest.raises(ValidationError, match="1-36"):
+            app.transact([t.tx_put({"id": "a"})], token=bad)
+    app.transact([t.tx_put({"id": "a"})], token="t" * 36)
+    for other in (
+        [u.tx_put({"id": "a"})],
+        [t.tx_delete({"id": "a"})],
+        [t.tx_put({"id": "a"}, condition="attribute_not_exists(id)")],
+        [t.tx_put({"id": "a"}), t.tx_put({"id": "b"})],
+    ):
+        with pytest.raises(IdempotentParameterMismatch):
+            app.transact(other, token="t" * 36)
+    assert u.get({"id": "a"}) is None and t.get({"id": "b"}) is None
+    clock.advance(599)
+    with pytest.raises(IdempotentParameterMismatch):
+        app.transact([u.tx_put({"id": "a"})], token="t" * 36)
+    clock.advance(2)
+    app.transact([u.tx_put({"id": "a"})], token="t" * 36)  # expired: a new request
+    assert u.get({"id": "a"}) == {"id": "a"}

@@ -14,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -45,6 +44,7 @@ from ..expressions import (
     project,
     serialize_item,
     sort_key_bytes,
+    to_dynamo,
     type_name,
     validate_condition_placeholders,
     validate_placeholders,
@@ -302,7 +302,7 @@ class Table:
             head += b',"o":' + (old_raw or self._encode(old))
             size += item_size(old)
         shard = 0 if self.stream_shards == 1 else shard_for(pk_text, self.stream_shards)
-        txn.log_add(self.log, shard, pk_text, b"%b,\"s\":%d}" % (head, size), self.env.clock.time())
+        txn.log_add(self.log, shard, pk_text, b'%b,"s":%d}' % (head, size), self.env.clock.time())
         txn.after_commit(self.log, self._notify)
 
     # -- single-item writes
@@ -421,7 +421,7 @@ class Table:
                         self.log,
                         0,
                         '{"S": ' + _quote(pk_s) + "}",
-                        b"%b%b},\"n\":%b,\"s\":%d}"
+                        b'%b%b},"n":%b,"s":%d}'
                         % (self._insert_head, _dumps(pk_av), raw, self._pk_size + len(pk_s) + size),
                         self.env.clock.time(),
                     )
@@ -733,17 +733,42 @@ def _returned(mode: str, old: dict[str, Any] | None, new: dict[str, Any] | None)
 
 
 def _fingerprint(actions: Sequence[Action]) -> str:
-    def default(o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return str(o)
-        if isinstance(o, (set, frozenset)):
-            return sorted(default(x) if not isinstance(x, str) else x for x in o)
-        if isinstance(o, bytes):
-            return o.hex()
-        raise TypeError(type(o).__name__)
+    """The request a token stands for, type-exact: every value in DynamoDB JSON (``{"B": ...}``
+    is not ``{"S": ...}``, ``{"N": "1"}`` is not ``{"S": "1"}``), numbers and sets in their
+    canonical text and order, maps by sorted key. Two requests DynamoDB would call the same
+    get the same fingerprint, and any other request a different one, so a token reused for
+    another request is refused instead of silently skipped."""
+    doc = [
+        [
+            a.table.name,
+            a.kind,
+            _tagged(a.key, "key"),
+            None if a.item is None else _tagged(a.item, "item"),
+            a.update,
+            a.condition,
+            _names(a.names),
+            None if a.values is None else _tagged(a.values, "values"),
+        ]
+        for a in actions
+    ]
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
-    doc = [[a.table.name, a.kind, a.key, a.item, a.update, a.condition, a.names, a.values] for a in actions]
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=default).encode()).hexdigest()
+
+def _names(names: Mapping[str, str] | None) -> dict[str, str] | None:
+    if names is not None and (
+        not isinstance(names, Mapping) or not all(type(k) is str and type(v) is str for k, v in names.items())
+    ):
+        raise ValidationError("names must be a dict of #placeholder -> attribute name, all strings")
+    return None if names is None else dict(names)
+
+
+def _tagged(values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A map of values as DynamoDB JSON, normalised first (an ``int`` and the ``Decimal`` it
+    equals are one number); a value DynamoDB cannot hold is a ValidationError naming it."""
+    if not isinstance(values, Mapping):
+        raise ValidationError(f"{what} must be a dict, got {type(values).__name__}")
+    return {str(k): to_dynamo(normalize(v, f"{what} {k}")) for k, v in values.items()}
 
 
 def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> None:
