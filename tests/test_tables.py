@@ -433,3 +433,40 @@ def test_the_token_rules_of_transact_write_items(app_factory, clock: ManualClock
     clock.advance(2)
     app.transact([u.tx_put({"id": "a"})], token="t" * 36)  # expired: a new request
     assert u.get({"id": "a"}) == {"id": "a"}
+
+
+@pytest.mark.parametrize(
+    "key", [["a"], "a", 5, None, ("id", "a")], ids=["list", "str", "int", "none", "tuple"]
+)
+def test_a_key_that_is_not_a_dict_is_a_validation_error(t, key) -> None:
+    t.put({"id": "a", "v": 1})
+    calls = [
+        lambda: t.get(key),
+        lambda: t.update(key, "SET v = :v", values={":v": 2}),
+        lambda: t.delete(key),
+        lambda: t.tx_update(key, "SET v = :v", values={":v": 2}),
+        lambda: t.tx_delete(key),
+        lambda: t.tx_check(key, "attribute_exists(id)"),
+        lambda: t.tx_put(key),
+        lambda: t.scan(start_key=key or 1),
+    ]
+    for call in calls:
+        with pytest.raises(ValidationError, match="must be a dict"):
+            call()
+    assert list(t.items()) == [{"id": "a", "v": 1}]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"limit": "x"}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"limit": 0}, "limit"),
+        ({"segment": "a", "total_segments": 2}, "segment"),
+        ({"segment": 0, "total_segments": "2"}, "total_segments"),
+        ({"segment": 2, "total_segments": 2}, "segment"),
+    ],
+)
+def test_scan_arguments_of_the_wrong_type_are_validation_errors(t, kwargs, match) -> None:
+    with pytest.raises(ValidationError, match=match):
+        t.scan(**kwargs)

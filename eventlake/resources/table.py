@@ -196,6 +196,21 @@ class Table:
                 f"AttributeValue for a key attribute cannot contain an empty string value. Key: {attr}"
             )
 
+    def _key_arg(self, key: Any, what: str = "key") -> dict[str, Any]:
+        """A caller's key, normalised; anything but a mapping with string names is refused here,
+        before it can fail as a built-in error further in."""
+        if not isinstance(key, Mapping):
+            raise ValidationError(
+                f"table {self.name!r}: {what} must be a dict like "
+                f"{{{self.pk_name!r}: ...}}, got {type(key).__name__}"
+            )
+        return normalize_item(dict(key))
+
+    def _item_arg(self, item: Any) -> dict[str, Any]:
+        if not isinstance(item, Mapping):
+            raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
+        return normalize_item(dict(item))
+
     def key_of(self, item: Mapping[str, Any]) -> dict[str, Any]:
         key = {self.pk_name: item.get(self.pk_name)}
         if self.sk_name:
@@ -451,7 +466,7 @@ class Table:
         """UpdateItem (creates the item when missing, as DynamoDB does)."""
         _check_return(return_values, ("NONE", "ALL_OLD", "ALL_NEW", "UPDATED_OLD", "UPDATED_NEW"))
         validate_placeholders([update, condition], names, values, ["update", "condition"])
-        key = normalize_item(dict(key))
+        key = self._key_arg(key)
 
         def compute(old: dict[str, Any] | None) -> dict[str, Any]:
             self._condition(condition, names, values, old)
@@ -472,7 +487,7 @@ class Table:
     ) -> dict[str, Any] | None:
         _check_return(return_values, ("NONE", "ALL_OLD"))
         validate_placeholders([condition], names, values)
-        key = normalize_item(dict(key))
+        key = self._key_arg(key)
 
         def compute(old: dict[str, Any] | None) -> None:
             self._condition(condition, names, values, old)
@@ -486,7 +501,7 @@ class Table:
         self, key: Mapping[str, Any], *, projection: str | None = None, names: dict[str, str] | None = None
     ) -> dict[str, Any] | None:
         """GetItem; always strongly consistent (the state backend is)."""
-        key = normalize_item(dict(key))
+        key = self._key_arg(key)
         pkb, skb = self._encode_key(key)
         item = self._decode(
             self.env.state.transaction(lambda t: t.item_get(self.name, pkb, skb), readonly=True)
@@ -508,8 +523,7 @@ class Table:
         projection: str | None = None,
     ) -> Page:
         """Query one partition; ``limit`` counts items read before the filter, as DynamoDB."""
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+        _check_limit(limit)
         validate_placeholders(
             [key_condition, filter, projection], names, values, ["condition", "condition", "projection"]
         )
@@ -519,7 +533,7 @@ class Table:
         pkb = sort_key_bytes(normalize(kc.partition_value))
         after = None
         if start_key is not None:
-            sk = dict(start_key)
+            sk = self._key_arg(start_key, "start_key")
             if self.sk_name is None or sk.get(self.pk_name) != kc.partition_value:
                 raise ValidationError(f"table {self.name!r}: start_key does not match the query")
             after = self._encode_key(sk)[1]
@@ -574,14 +588,16 @@ class Table:
         total_segments: int | None = None,
         projection: str | None = None,
     ) -> Page:
+        _check_limit(limit)
         if (segment is None) != (total_segments is None):
             raise ValidationError("segment and total_segments go together")
-        if total_segments is not None and not (
-            1 <= total_segments <= 1_000_000 and 0 <= segment < total_segments  # type: ignore[operator]
-        ):
-            raise ValidationError(f"segment must be 0..{total_segments}-1, got {segment}")
+        if total_segments is not None:
+            if type(total_segments) is not int or not 1 <= total_segments <= 1_000_000:
+                raise ValidationError(f"total_segments must be an integer 1-1000000, got {total_segments!r}")
+            if type(segment) is not int or not 0 <= segment < total_segments:
+                raise ValidationError(f"segment must be an integer 0..{total_segments - 1}, got {segment!r}")
         validate_placeholders([filter, projection], names, values, ["condition", "projection"])
-        after = self._encode_key(normalize_item(dict(start_key))) if start_key else None
+        after = self._encode_key(self._key_arg(start_key, "start_key")) if start_key else None
         paths = parse_projection(projection, names) if projection else None
         items: list[dict[str, Any]] = []
         scanned = 0
@@ -633,7 +649,7 @@ class Table:
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> Action:
-        new = normalize_item(dict(item))
+        new = self._item_arg(item)
         return Action(
             self, "Put", self.key_of(new), item=new, condition=condition, names=names, values=values
         )
@@ -650,7 +666,7 @@ class Table:
         return Action(
             self,
             "Update",
-            normalize_item(dict(key)),
+            self._key_arg(key),
             update=update,
             condition=condition,
             names=names,
@@ -665,9 +681,7 @@ class Table:
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> Action:
-        return Action(
-            self, "Delete", normalize_item(dict(key)), condition=condition, names=names, values=values
-        )
+        return Action(self, "Delete", self._key_arg(key), condition=condition, names=names, values=values)
 
     def tx_check(
         self,
@@ -678,7 +692,7 @@ class Table:
         values: dict[str, Any] | None = None,
     ) -> Action:
         return Action(
-            self, "ConditionCheck", normalize_item(dict(key)), condition=condition, names=names, values=values
+            self, "ConditionCheck", self._key_arg(key), condition=condition, names=names, values=values
         )
 
     def __repr__(self) -> str:
@@ -711,6 +725,11 @@ def _store(txn: Any, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created:
         txn.item_put(table, pkb, skb, raw)
     elif not txn.item_insert(table, pkb, skb, raw):
         raise RetryTransaction(f"item of {table!r} created concurrently")
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
 
 
 def _check_return(value: str, allowed: tuple[str, ...]) -> None:
