@@ -384,7 +384,7 @@ def test_prepare_item_errors_name_the_path() -> None:
 def test_compiled_conditions_agree_with_the_reference_walk() -> None:
     """check_condition runs conditions compiled into closures; on random conditions over
     random items it must give the tree walk's answer, or raise the same error."""
-    from eventlake.expressions.lang import evaluate_condition
+    from eventlake.expressions.conditions import evaluate_condition
 
     rng = random.Random(5)
     attrs = ["id", "n", "s", "l[0]", "m.child", "absent", "#a", "flag"]
@@ -433,7 +433,7 @@ def test_compiled_conditions_agree_with_the_reference_walk() -> None:
 
 def test_a_conditions_value_for_a_missing_item_is_known_without_values_when_it_can_be() -> None:
     from eventlake.expressions import condition_on_missing
-    from eventlake.expressions.lang import evaluate_condition
+    from eventlake.expressions.conditions import evaluate_condition
 
     fixed = {
         "attribute_not_exists(id)": True,
@@ -586,7 +586,7 @@ def test_shapes_too_large_or_too_deep_to_compile_take_the_general_walk() -> None
 
 
 def test_an_expression_that_is_not_a_string_is_a_validation_error() -> None:
-    from eventlake.expressions.lang import validate_condition_placeholders, validate_placeholders
+    from eventlake.expressions.placeholders import validate_condition_placeholders, validate_placeholders
 
     for bad in (123, ["a = :v"], b"a = :v"):
         with pytest.raises(ValidationError, match="an expression must be a string"):

@@ -1,16 +1,9 @@
 """DynamoDB values and expressions, evaluated with DynamoDB's semantics."""
 
-from .lang import (
-    KeyCondition,
-    apply_update,
-    check_condition,
-    condition_on_missing,
-    parse_key_condition,
-    parse_projection,
-    project,
-    validate_condition_placeholders,
-    validate_placeholders,
-)
+from .conditions import check_condition, condition_on_missing
+from .placeholders import validate_condition_placeholders, validate_placeholders
+from .reads import KeyCondition, parse_key_condition, parse_projection, project
+from .updates import apply_update
 from .values import (
     deserialize_item,
     dump_avs,

@@ -6,7 +6,7 @@ shape - the same attribute names, in the same order, holding values of the same 
 the general walk spends most of its time finding out again, value by value, what the last
 item already said: looping, dispatching on type, measuring attribute names. For a shape seen
 a few times this module writes straight-line Python for it (once, with ``exec``) that does
-only what differs from item to item: about half the interpreter steps for a typical item.
+only what differs from item to item.
 
 The generated code checks every type and key it assumes and returns ``None`` at the first
 difference; the caller then takes the general walk, which remains the reference and the one

@@ -204,8 +204,8 @@ def from_dynamo(av: Any) -> Any:
 
 
 def dump_avs(avs: dict[str, Any]) -> bytes:
-    """Stored form of DynamoDB JSON: compact UTF-8. orjson is 10-15x faster than ``json`` here,
-    and every table write and change record goes through it."""
+    """Stored form of DynamoDB JSON: compact UTF-8, written by orjson because every table write
+    and change record goes through it."""
     return orjson.dumps(avs)
 
 
@@ -291,8 +291,8 @@ def _value_size(v: Any) -> int:
 
 
 def encode_value(v: Any) -> tuple[dict[str, Any], int]:
-    """DynamoDB JSON and size of a normalised value in one walk: a write needs both, and
-    walking the item twice was a fifth of a conditional put's cost."""
+    """DynamoDB JSON and size of a normalised value in one walk: a write needs both, on the
+    path of every conditional put."""
     t = type(v)
     if t is str:
         return {"S": v}, _text_len(v)
