@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 import pytest
 
@@ -260,3 +261,95 @@ def test_consumers_without_checkpoints_follow_a_new_stream_store(tmp_path) -> No
         a.drain()
         a.close()
     assert seen == ["k0", "k1"]
+
+
+def _nested(depth: int) -> list:
+    root: list = []
+    cur = root
+    for _ in range(depth):
+        cur.append([])
+        cur = cur[0]
+    return root
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"x": float("nan")}, "not valid JSON"),
+        ([float("inf")], "not valid JSON"),
+        ({"x": -float("inf")}, "not valid JSON"),
+        ({"x": Decimal("NaN")}, "not valid JSON"),
+        ({"x": Decimal("sNaN")}, "not valid JSON"),
+        ({"x": Decimal("-Infinity")}, "not valid JSON"),
+        (_nested(1_100), "nested too deeply"),
+    ],
+    ids=["nan", "inf", "-inf", "decimal-nan", "decimal-snan", "decimal-inf", "nested-1100"],
+)
+def test_data_that_is_not_json_is_refused_by_put_and_fails_alone_in_put_many(app: App, data, match) -> None:
+    """NaN and Infinity are not JSON: a consumer in another language could not read the record."""
+    s = app.stream("s")
+    with pytest.raises(ValidationError, match=match):
+        s.put(data, "k")
+    out = s.put_many([{"data": data, "partition_key": "k"}, {"data": {"ok": 1.5}, "partition_key": "k"}])
+    assert isinstance(out[0], PutFailure) and match in out[0].error_message
+    assert [r.json() for r in s.read("shardId-000000000000")] == [{"ok": 1.5}]
+
+
+@pytest.mark.parametrize("key", ["²", "١", "12²", "", " 1", "-1", "1e3", "0x10", "007", 12], ids=repr)
+def test_a_bad_explicit_hash_key_is_a_validation_error_and_fails_alone(app: App, key) -> None:
+    s = app.stream("s", shards=2)
+    with pytest.raises(ValidationError, match="explicit_hash_key"):
+        s.put("x", "k", explicit_hash_key=key)
+    out = s.put_many(
+        [{"data": "x", "partition_key": "k", "explicit_hash_key": key}, {"data": "y", "partition_key": "k"}]
+    )
+    assert isinstance(out[0], PutFailure) and isinstance(out[1], PutResult)
+
+
+@pytest.mark.parametrize("records", [None, 5, "ab", b"ab", {"data": "x", "partition_key": "k"}], ids=repr)
+def test_put_many_of_something_not_a_list_is_a_validation_error(app: App, records) -> None:
+    s = app.stream("s")
+    with pytest.raises(ValidationError, match="put_many takes a list"):
+        s.put_many(records)
+
+
+def test_put_many_answers_like_put_records(app: App) -> None:
+    """PutRecords' response: FailedRecordCount, and per record either SequenceNumber + ShardId
+    or ErrorCode + ErrorMessage, in the order sent; the result is still a list of results."""
+    s = app.stream("s", shards=2)
+    out = s.put_many(
+        [
+            {"data": "a", "partition_key": "1"},
+            {"data": "b", "partition_key": ""},
+            {"data": {"n": float("nan")}, "partition_key": "3"},
+            {"data": "d", "partition_key": "4"},
+        ]
+    )
+    assert [r.ok for r in out] == [True, False, False, True]
+    assert out.failed_record_count == 2
+    doc = out.as_response()
+    assert doc["FailedRecordCount"] == 2
+    ok, bad, _, ok2 = doc["Records"]
+    assert ok == {"SequenceNumber": out[0].sequence_number, "ShardId": out[0].shard_id}
+    assert set(bad) == {"ErrorCode", "ErrorMessage"} and bad["ErrorCode"] == "InvalidArgumentException"
+    assert ok2["ShardId"].startswith("shardId-")
+    assert s.put_many([]).as_response() == {"FailedRecordCount": 0, "Records": []}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"shard": "shardId-²"}, "invalid shard id"),
+        ({"position": 5}, "position"),
+        ({"limit": "x"}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"position": "AT_TIMESTAMP", "timestamp": "x"}, "timestamp"),
+        ({"position": "AT_SEQUENCE_NUMBER", "sequence_number": "²"}, "invalid sequence number"),
+    ],
+)
+def test_read_arguments_of_the_wrong_type_are_validation_errors(app: App, kwargs, match) -> None:
+    s = app.stream("s")
+    s.put("x", "k")
+    kwargs.setdefault("shard", "shardId-000000000000")
+    with pytest.raises(ValidationError, match=match):
+        s.read(**kwargs)

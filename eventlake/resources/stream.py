@@ -29,8 +29,8 @@ def format_seq(n: int) -> str:
 
 
 def parse_seq(s: str) -> int:
-    if not isinstance(s, str) or not s.isdigit():
-        raise ValidationError(f"invalid sequence number {s!r}: expected a decimal string")
+    if not isinstance(s, str) or not s.isascii() or not s.isdigit():
+        raise ValidationError(f"invalid sequence number {s!r:.80}: expected a decimal string")
     return int(s)
 
 
@@ -39,8 +39,13 @@ def shard_id(index: int) -> str:
 
 
 def shard_index(sid: str) -> int:
-    if not isinstance(sid, str) or not sid.startswith("shardId-") or not sid[8:].isdigit():
-        raise ValidationError(f"invalid shard id {sid!r}: expected shardId-000000000000")
+    if (
+        not isinstance(sid, str)
+        or not sid.startswith("shardId-")
+        or not sid[8:].isascii()
+        or not sid[8:].isdigit()
+    ):
+        raise ValidationError(f"invalid shard id {sid!r:.80}: expected shardId-000000000000")
     return int(sid[8:])
 
 
@@ -63,9 +68,18 @@ def to_bytes(data: Any) -> bytes:
         return _utf8(data, "record data", "; send bytes, or fix the string")
     if isinstance(data, (dict, list)):
         try:
-            return json.dumps(data, separators=(",", ":"), default=_json_default).encode("utf-8")
-        except (TypeError, ValueError) as e:
-            raise ValidationError(f"record data is not JSON-serialisable: {e}") from e
+            text = json.dumps(data, separators=(",", ":"), default=_json_default, allow_nan=False)
+        except ValueError as e:  # NaN or Infinity: not JSON, and no consumer could read them back
+            raise ValidationError(
+                f"record data is not valid JSON: {e}; send null or a string for a missing or infinite number"
+            ) from None
+        except TypeError as e:
+            raise ValidationError(f"record data is not JSON-serialisable: {e}") from None
+        except RecursionError:
+            raise ValidationError(
+                "record data is nested too deeply to encode as JSON; flatten it or send it as bytes"
+            ) from None
+        return text.encode("utf-8")
     raise ValidationError(f"record data must be bytes, str, dict or list, not {type(data).__name__}")
 
 
@@ -81,6 +95,8 @@ def _json_default(o: Any) -> Any:
     from decimal import Decimal
 
     if isinstance(o, Decimal):
+        if not o.is_finite():
+            raise ValueError(f"Out of range float values are not JSON compliant: {o}")
         return int(o) if o == o.to_integral_value() else float(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
@@ -95,6 +111,28 @@ class PutFailure(NamedTuple):
     error_code: str
     error_message: str
     ok: bool = False
+
+
+class PutRecordsResult(list[PutResult | PutFailure]):
+    """PutRecords' response: one entry per record, in the order given (``Records``), a
+    :class:`PutResult` or a :class:`PutFailure`; a list, so existing callers index it."""
+
+    @property
+    def failed_record_count(self) -> int:
+        """``FailedRecordCount``: the records that were not written."""
+        return sum(1 for r in self if not r.ok)
+
+    def as_response(self) -> dict[str, Any]:
+        """The response document Kinesis returns, field for field."""
+        return {
+            "FailedRecordCount": self.failed_record_count,
+            "Records": [
+                {"SequenceNumber": r.sequence_number, "ShardId": r.shard_id}
+                if isinstance(r, PutResult)
+                else {"ErrorCode": r.error_code, "ErrorMessage": r.error_message}
+                for r in self
+            ],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +217,15 @@ class Stream:
             )
         if explicit_hash_key is not None and not (
             isinstance(explicit_hash_key, str)
+            and 0 < len(explicit_hash_key) <= 39
+            and explicit_hash_key.isascii()  # "²" and "١" are digits to Python, not to Kinesis
             and explicit_hash_key.isdigit()
+            and (explicit_hash_key[0] != "0" or explicit_hash_key == "0")  # Kinesis: 0|[1-9]\d{0,38}
             and int(explicit_hash_key) < HASH_SPACE
         ):
             raise ValidationError(
-                f"explicit_hash_key must be a decimal string below 2**128, got {explicit_hash_key!r}"
+                f"stream {self.name!r}: explicit_hash_key must be a decimal number below 2**128 "
+                f"in ASCII digits without leading zeros, got {explicit_hash_key!r:.80}"
             )
         return shard_for(partition_key, self.shards, explicit_hash_key), partition_key, payload
 
@@ -194,15 +236,22 @@ class Stream:
         self.env.signals.notify(self.log)
         return PutResult(shard_id(shard), format_seq(seq))
 
-    def put_many(self, records: Sequence[Mapping[str, Any]]) -> list[PutResult | PutFailure]:
+    def put_many(self, records: Sequence[Mapping[str, Any]]) -> PutRecordsResult:
         """PutRecords: every valid record is written in one transaction, in order per shard;
         an invalid one gets a :class:`PutFailure` in its slot and does not stop the others."""
+        if type(records) is not list and (
+            not isinstance(records, Sequence) or isinstance(records, (str, bytes, bytearray))
+        ):
+            raise ValidationError(
+                f"stream {self.name!r}: put_many takes a list of "
+                f"{{'data': ..., 'partition_key': ...}} records, got {type(records).__name__}"
+            )
         if len(records) > MAX_PUT_RECORDS:
             raise ValidationError(
                 f"stream {self.name!r}: put_many takes at most {MAX_PUT_RECORDS} records, "
                 f"got {len(records)}; split the call"
             )
-        out: list[PutResult | PutFailure | None] = [None] * len(records)
+        out: PutRecordsResult = PutRecordsResult([None] * len(records))  # type: ignore[list-item]
         by_shard: dict[int, list[tuple[int, str, bytes]]] = {}
         total = 0
         n_shards = self.shards
@@ -260,7 +309,7 @@ class Stream:
                 for j, (i, _, _) in enumerate(rows):
                     out[i] = PutResult(sid, str(first + j).zfill(SEQ_WIDTH))
             self.env.signals.notify(self.log)
-        return out  # type: ignore[return-value]
+        return out
 
     # -- reading
     def read(
@@ -276,8 +325,14 @@ class Stream:
         idx = shard_index(shard)
         if idx >= self.shards:
             raise ResourceNotFound(f"stream {self.name!r} has no shard {shard}")
-        if not 1 <= limit <= 10_000:
-            raise ValidationError(f"limit must be 1-10000, got {limit}")
+        if type(limit) is not int or not 1 <= limit <= 10_000:
+            raise ValidationError(f"limit must be an integer 1-10000, got {limit!r:.80}")
+        if not isinstance(position, str):
+            raise ValidationError(f"position must be a string such as 'TRIM_HORIZON', got {position!r:.80}")
+        if timestamp is not None and (
+            not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool) or timestamp != timestamp
+        ):
+            raise ValidationError(f"timestamp must be seconds since the epoch, got {timestamp!r:.80}")
 
         def rd(txn: Any) -> list[Record]:
             after = self.start_after(txn, idx, position, sequence_number, timestamp)
