@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import StateBackend, open_state_backend, same_store
 from .backends.objects import ObjectStore, open_object_store
+from .backends.registry import open_url
 from .config import Settings
 from .errors import ValidationError
 from .resources.env import Clock, Env
@@ -119,7 +120,7 @@ class App:
         state = state_obj or open_state_backend(self.settings.state_url)
         streams = None
         if self.settings.stream_url and not same_store(self.settings.stream_url, self.settings.state_url):
-            streams = open_state_backend(self.settings.stream_url, setting="stream_url")
+            streams = open_url("log", self.settings.stream_url, setting="stream_url")
         self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
         self._lake_obj = lake_obj
         self._lake: Lake | None = None

@@ -8,16 +8,16 @@ register under their own scheme (``s3://``) the same way.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import ConfigError, ResourceNotFound, ValidationError
+from .registry import open_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,26 +148,9 @@ class FileStore(ObjectStore):
         return str(self._path(key))
 
 
-_STORES: dict[str, str | Callable[[str], ObjectStore]] = {
-    "file": "eventlake.backends.objects:FileStore",
-}
-
-
-def register_object_store(scheme: str, factory: str | Callable[[str], ObjectStore]) -> None:
-    _STORES[scheme] = factory
-
-
 def open_object_store(url_or_store: str | ObjectStore) -> ObjectStore:
+    """The object store ``lake_url`` names (schemes come from :mod:`eventlake.backends.registry`)."""
     if isinstance(url_or_store, ObjectStore):
         return url_or_store
-    scheme = urlparse(url_or_store).scheme
-    ref = _STORES.get(scheme)
-    if ref is None:
-        raise ConfigError(
-            f"lake_url {url_or_store!r}: unknown scheme {scheme!r}; use one of "
-            f"{', '.join(sorted(_STORES))}://..."
-        )
-    if isinstance(ref, str):
-        module, _, attr = ref.partition(":")
-        ref = getattr(importlib.import_module(module), attr)
-    return ref(url_or_store)
+    store: ObjectStore = open_url("objects", url_or_store, setting="lake_url")
+    return store
