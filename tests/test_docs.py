@@ -117,3 +117,23 @@ def test_relative_links_resolve(page: Path) -> None:
             headings = re.findall(r"^#+ (.*)$", resolved.read_text(), flags=re.MULTILINE)
             slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
             assert anchor in slugs, f"{page.relative_to(ROOT)}: no heading #{anchor} in {file}"
+
+
+def test_api_page_documents_the_app_and_only_methods_that_exist() -> None:
+    from eventlake.resources.lake import Lake
+    from eventlake.resources.queue import Queue
+    from eventlake.resources.stream import Stream
+    from eventlake.resources.table import Table
+
+    page = (DOCS / "reference" / "api.md").read_text()
+    app_names = {n for n in vars(App) if not n.startswith("_")}
+    assert set(re.findall(r"`app\.(\w+)", page)) == app_names
+    sections = _sections(DOCS / "reference" / "api.md")
+    for cls in (Stream, Table, Queue, Lake):
+        rows = re.findall(r"^\| `(\w+)", sections[cls.__name__], flags=re.MULTILINE)
+        rows += re.findall(
+            r"`(\w+)`",
+            "".join(re.findall(r"^\| ([^|]*, [^|]*) \|", sections[cls.__name__], flags=re.MULTILINE)),
+        )
+        missing = [name for name in rows if not hasattr(cls, name)]
+        assert rows and not missing, f"{cls.__name__}: documented but not there: {missing}"
