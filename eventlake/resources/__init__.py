@@ -1,0 +1,2 @@
+"""Streams, tables, queues, the lake, delivery and SQL: the semantics, written once above the
+backends."""

@@ -1,0 +1,1 @@
+"""The runtime: pollers, the invoker, leases, the scheduler and the worker processes."""
