@@ -258,3 +258,209 @@ def test_concurrent_fifo_sends_with_one_dedup_id_enqueue_one_message(app: App) -
             bodies += [m.body for m in msgs]
             queue.delete_many([m.receipt_handle for m in msgs])
         assert bodies.count("the order") == 1 and len(bodies) == before + 1
+
+
+def _nested(depth: int) -> list:
+    root: list = []
+    cur = root
+    for _ in range(depth):
+        cur.append([])
+        cur = cur[0]
+    return root
+
+
+# Each case is refused by SQS (the Developer Guide's message attribute rules); the message
+# names the attribute and the rule, in SQS's words where SQS has them.
+BAD_ATTRIBUTES = [
+    ({"": "v"}, "non-empty message attribute name"),
+    ({1: "v"}, "names are strings"),
+    ({"x" * 257: "v"}, "at most 256"),
+    ({"AWS.trace": "v"}, "reserved"),
+    ({"amazon.x": "v"}, "reserved"),
+    ({"aWs.x": "v"}, "reserved"),
+    ({"a b": "v"}, "is invalid"),
+    ({"é": "v"}, "is invalid"),
+    ({"\ud800": "v"}, "is invalid"),
+    ({".a": "v"}, "is invalid"),
+    ({"a.": "v"}, "is invalid"),
+    ({"a..b": "v"}, "is invalid"),
+    ({"a": ""}, "non-empty value of type 'String'"),
+    ({"a": b""}, "non-empty value of type 'Binary'"),
+    ({"a": "\x00"}, "U\\+0000"),
+    ({"a": "x\ud800"}, "U\\+D800"),
+    ({"a": "\ufffe"}, "U\\+FFFE"),
+    ({"a": {"DataType": "String", "StringValue": 5}}, "StringValue must be a str"),
+    ({"a": {"DataType": "Binary", "BinaryValue": "text"}}, "BinaryValue must be bytes"),
+    ({"a": {"DataType": "Binary", "StringValue": "x"}}, "must use field 'BinaryValue'"),
+    ({"a": {"DataType": "String", "BinaryValue": b"x"}}, "must use field 'StringValue'"),
+    ({"a": {"DataType": "", "StringValue": "x"}}, "non-empty message attribute type"),
+    ({"a": {"StringValue": "x"}}, "non-empty message attribute type"),
+    ({"a": {"DataType": "string", "StringValue": "x"}}, "supported type prefixes"),
+    ({"a": {"DataType": "Strings", "StringValue": "x"}}, "supported type prefixes"),
+    ({"a": {"DataType": "Float", "StringValue": "1"}}, "supported type prefixes"),
+    ({"a": {"DataType": "String." + "x" * 250, "StringValue": "x"}}, "at most 256"),
+    ({"a": {"DataType": "String", "StringValue": "x", "Extra": 1}}, "unknown field"),
+    ({"a": {"DataType": "Number", "StringValue": "abc"}}, "Can't cast"),
+    ({"a": {"DataType": "Number", "StringValue": "1_000"}}, "Can't cast"),
+    ({"a": {"DataType": "Number", "StringValue": " 1"}}, "Can't cast"),
+    ({"a": {"DataType": "Number", "StringValue": "NaN"}}, "Can't cast"),
+    ({"a": {"DataType": "Number", "StringValue": "Infinity"}}, "Can't cast"),
+    ({"a": {"DataType": "Number", "StringValue": "١"}}, "Can't cast"),
+    ({"a": {"DataType": "Number", "StringValue": "1" * 39}}, "39 significant digits"),
+    ({"a": {"DataType": "Number", "StringValue": "1e126"}}, "outside SQS's range"),
+    ({"a": {"DataType": "Number", "StringValue": "1e-129"}}, "outside SQS's range"),
+    ({"a": float("nan")}, "Can't cast"),
+    ({"a": float("inf")}, "Can't cast"),
+    ({"a": [1]}, "give a str, number, bytes"),
+    ({f"a{i}": "v" for i in range(11)}, "exceeds the allowed maximum"),
+]
+
+
+@pytest.mark.parametrize(("attributes", "match"), BAD_ATTRIBUTES, ids=[m for _, m in BAD_ATTRIBUTES])
+def test_message_attributes_follow_sqs_rules(app: App, attributes, match) -> None:
+    q = app.queue("jobs")
+    with pytest.raises(ValidationError, match=match):
+        q.send("x", attributes=attributes)
+    out = q.send_many([{"id": "bad", "body": "x", "attributes": attributes}, {"id": "good", "body": "y"}])
+    assert [r.ok for r in out] == [False, True]
+    assert out.failed[0].id == "bad" and out.failed[0].sender_fault
+    assert [m.body for m in q.receive(10)] == ["y"]
+
+
+def test_message_attributes_sqs_accepts(app: App) -> None:
+    q = app.queue("jobs")
+    attrs = {
+        "a-b_c.D9": "text é ✓",
+        "n": {"DataType": "Number", "StringValue": "-1.5e3"},
+        "big": {"DataType": "Number", "StringValue": "9" * 38 + "0000"},
+        "tiny": {"DataType": "Number", "StringValue": "1e-128"},
+        "custom": {"DataType": "Number.int", "StringValue": "12"},
+        "label": {"DataType": "String.json ✓", "StringValue": "{}"},
+        "gif": {"DataType": "Binary.gif", "BinaryValue": b"GIF89a"},
+        "x" * 256: "long name",
+    }
+    r = q.send("x", attributes=attrs)
+    [m] = q.receive()
+    assert m.attributes["custom"] == {"DataType": "Number.int", "StringValue": "12"}
+    assert m.attributes["gif"] == {"DataType": "Binary.gif", "BinaryValue": b"GIF89a"}
+    from eventlake.events import md5_of_message_attributes
+
+    assert r.md5_of_message_attributes == md5_of_message_attributes(m.attributes)
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ({"x": float("nan")}, "not valid JSON"),
+        ([float("-inf")], "not valid JSON"),
+        (_nested(1_100), "nested too deeply"),
+        ("a\x00b", "U\\+0000"),
+        ("lone \ud800", "U\\+D800"),
+    ],
+    ids=["nan", "inf", "nested", "nul", "surrogate"],
+)
+def test_bodies_that_sqs_would_refuse_are_validation_errors(app: App, body, match) -> None:
+    q = app.queue("jobs")
+    with pytest.raises(ValidationError, match=match):
+        q.send(body)
+    out = q.send_many([{"body": body}, {"body": "ok"}])
+    assert [r.ok for r in out] == [False, True]
+    assert q.stats()["visible"] == 1
+
+
+@pytest.mark.parametrize("value", ["x", None, float("nan"), -1, 901, True, [1]], ids=repr)
+def test_delay_of_the_wrong_type_or_range_is_a_validation_error(app: App, value) -> None:
+    q = app.queue("jobs")
+    if value is not None:
+        with pytest.raises(ValidationError, match="delay_s"):
+            q.send("x", delay_s=value)
+        out = q.send_many([{"body": "x", "delay_s": value}, {"body": "y"}])
+        assert [r.ok for r in out] == [False, True]
+    for kwargs in ({"visibility_timeout_s": value}, {"wait_s": value}):
+        if value is not None and value != 901:
+            with pytest.raises(ValidationError):
+                q.receive(**kwargs)
+    with pytest.raises(ValidationError, match="delay_s"):
+        app.queue("other", delay_s=value if value is not None else "x")
+
+
+@pytest.mark.parametrize(
+    "group",
+    ["\ud800", "g r", "é", "", "x" * 129, 5, "tab\t"],
+    ids=["surrogate", "space", "é", "empty", "129", "int", "tab"],
+)
+def test_fifo_group_and_dedup_ids_follow_sqs_rules(app: App, group) -> None:
+    q = app.queue("jobs.fifo", content_based_dedup=True)
+    with pytest.raises(ValidationError, match="group_id"):
+        q.send("x", group_id=group)
+    if group:
+        with pytest.raises(ValidationError, match="dedup_id"):
+            q.send("x", group_id="g", dedup_id=group)
+    q.send("x", group_id="!#$%&'()*+,-./:;<=>?@[\\]^_`{|}~AZaz09", dedup_id="~" * 128)
+    assert q.stats()["visible"] == 1
+
+
+@pytest.mark.parametrize("handle", ["\ud800:x", "é:x", "x" * 1025 + ":", 5, None, b"a:b"], ids=repr)
+def test_receipt_handles_that_name_no_message_are_invalid(app: App, handle) -> None:
+    q = app.queue("jobs")
+    q.send("x")
+    with pytest.raises(ReceiptHandleIsInvalid):
+        q.delete(handle)
+    with pytest.raises(ReceiptHandleIsInvalid):
+        q.change_visibility(handle, 5)
+    with pytest.raises(ReceiptHandleIsInvalid):
+        q.delete_many([handle])
+
+
+@pytest.mark.parametrize("arg", [None, 5, "ab"], ids=repr)
+def test_batch_calls_of_something_not_a_list_are_validation_errors(app: App, arg) -> None:
+    q = app.queue("jobs")
+    with pytest.raises(ValidationError, match="send_many takes a list"):
+        q.send_many(arg)
+    with pytest.raises(ValidationError, match="delete_many takes a list"):
+        q.delete_many(arg)
+
+
+def test_send_many_answers_like_send_message_batch(app: App) -> None:
+    """SendMessageBatch's response: Successful (Id, MessageId, MD5OfMessageBody,
+    MD5OfMessageAttributes) and Failed (Id, SenderFault, Code, Message), by entry id."""
+    import hashlib
+
+    q = app.queue("jobs")
+    out = q.send_many(
+        [
+            {"id": "a", "body": "one", "attributes": {"k": "v"}},
+            {"id": "b", "body": "bad \x00"},
+            {"id": "c", "body": "two", "attributes": {"AWS.x": "v"}},
+            {"body": "three"},
+        ]
+    )
+    doc = out.as_response()
+    assert [d["Id"] for d in doc["Successful"]] == ["a", "3"]
+    assert doc["Successful"][0]["MD5OfMessageBody"] == hashlib.md5(b"one").hexdigest()
+    assert "MD5OfMessageAttributes" in doc["Successful"][0]
+    assert "MD5OfMessageAttributes" not in doc["Successful"][1]
+    assert [(f["Id"], f["Code"], f["SenderFault"]) for f in doc["Failed"]] == [
+        ("b", "InvalidMessageContents", True),
+        ("c", "InvalidParameterValue", True),
+    ]
+    assert all(f["Message"] for f in doc["Failed"])
+    assert [r.ok for r in out] == [True, False, False, True]  # still a list, in entry order
+
+
+@pytest.mark.parametrize(
+    ("entries", "match"),
+    [
+        ([{"id": "a", "body": "x"}, {"id": "a", "body": "y"}], "BatchEntryIdsNotDistinct"),
+        ([{"id": "a b", "body": "x"}], "InvalidBatchEntryId"),
+        ([{"id": "x" * 81, "body": "x"}], "InvalidBatchEntryId"),
+        ([{"id": 1, "body": "x"}], "InvalidBatchEntryId"),
+        ([], "EmptyBatchRequest"),
+    ],
+    ids=["duplicate", "space", "81", "int", "empty"],
+)
+def test_send_many_refuses_bad_entry_ids_as_a_whole(app: App, entries, match) -> None:
+    q = app.queue("jobs")
+    with pytest.raises(ValidationError, match=match):
+        q.send_many(entries)
+    assert q.stats()["visible"] == 0

@@ -11,35 +11,75 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from ..errors import ReceiptHandleIsInvalid, SizeLimitExceeded, ValidationError
+from ..events.sqs import md5_of_message_attributes
 from .env import Env, check_name
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_BATCH = 10
 DEDUP_WINDOW_S = 300.0
-_QUEUE_NAME = __import__("re").compile(r"^[A-Za-z0-9_-]{1,80}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
+    """A sent message (SendMessage's response; in a batch, one of ``Successful``)."""
+
     message_id: str
     md5_of_body: str
     sequence_number: str | None = None
     ok: bool = True
+    id: str | None = None  # the batch entry's id
+    md5_of_message_attributes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SendFailure:
+    """A batch entry that was not sent (one of SendMessageBatch's ``Failed``)."""
+
     id: str
     code: str
     message: str
     ok: bool = False
+    sender_fault: bool = True
+
+
+class SendBatchResult(list[SendResult | SendFailure]):
+    """SendMessageBatch's response: one result per entry, in the order given; a list, so
+    existing callers index it, with ``successful`` and ``failed`` as SQS splits them."""
+
+    @property
+    def successful(self) -> list[SendResult]:
+        return [r for r in self if isinstance(r, SendResult)]
+
+    @property
+    def failed(self) -> list[SendFailure]:
+        return [r for r in self if isinstance(r, SendFailure)]
+
+    def as_response(self) -> dict[str, Any]:
+        """The response document SQS returns, field for field."""
+        ok = []
+        for r in self.successful:
+            doc = {"Id": r.id, "MessageId": r.message_id, "MD5OfMessageBody": r.md5_of_body}
+            if r.md5_of_message_attributes is not None:
+                doc["MD5OfMessageAttributes"] = r.md5_of_message_attributes
+            if r.sequence_number is not None:
+                doc["SequenceNumber"] = r.sequence_number
+            ok.append(doc)
+        failed = [
+            {"Id": f.id, "SenderFault": f.sender_fault, "Code": f.code, "Message": f.message}
+            for f in self.failed
+        ]
+        return {"Successful": ok, "Failed": failed}
 
 
 @dataclass(slots=True)
@@ -67,9 +107,9 @@ def _body_text(body: Any) -> str:
     if isinstance(body, str):
         text = body
     elif isinstance(body, (dict, list)):
-        from .stream import to_bytes
+        from .stream import to_json
 
-        text = to_bytes(body).decode("utf-8")
+        text = to_json(body, "message body")
     else:
         raise ValidationError(
             f"message body must be str, dict or list, not {type(body).__name__} "
@@ -77,56 +117,185 @@ def _body_text(body: Any) -> str:
         )
     if not text:
         raise ValidationError("message body must not be empty")
-    for ch in text:
-        o = ord(ch)
-        if not (
-            o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or 0x10000 <= o <= 0x10FFFF
-        ):
-            raise ValidationError(
-                f"message body contains the character U+{o:04X}, which SQS does not allow; "
-                "base64-encode binary data"
-            )
+    bad = _bad_char(text)
+    if bad is not None:
+        raise InvalidMessageContents(
+            f"message body contains the character U+{bad:04X} at position {text.index(chr(bad))}, "
+            "which SQS does not allow; base64-encode binary data"
+        )
     return text
 
 
+class InvalidMessageContents(ValidationError):
+    """A body or attribute value holds a character SQS refuses (SQS's InvalidMessageContents)."""
+
+
+# SQS's allowed characters: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
+_BAD_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _bad_char(text: str) -> int | None:
+    """The first character SQS refuses in a body or string value, or None."""
+    if text.isascii() and text.isprintable():
+        return None
+    m = _BAD_CHARS.search(text)
+    return None if m is None else ord(m.group())
+
+
+# Message attribute names: A-Z a-z 0-9 _ - . (no leading, trailing or doubled period), up to 256.
+_ATTR_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+_DATA_TYPE = re.compile(r"(String|Number|Binary)(\..*)?", re.DOTALL)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# MessageGroupId and MessageDeduplicationId: 1-128 of alphanumerics and ASCII punctuation.
+_FIFO_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# SendMessageBatch entry ids: 1-80 of alphanumerics, hyphens and underscores.
+_ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
 def _attrs_size(attrs: Mapping[str, Any] | None) -> int:
+    """Bytes the attributes add to a message's size (names, types and values, as SQS counts);
+    they are validated already, so every part is a str or bytes."""
     if not attrs:
         return 0
     n = 0
     for k, v in attrs.items():
-        n += len(k.encode())
-        n += len(str(v.get("DataType", "")).encode())
+        n += len(k) + len(v["DataType"].encode())
         if "StringValue" in v:
-            n += len(str(v["StringValue"]).encode())
-        if "BinaryValue" in v:
+            n += len(v["StringValue"].encode())
+        else:
             n += len(v["BinaryValue"])
     return n
 
 
 def _check_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Message attributes, each checked by SQS's rules and given as
+    ``{"DataType": ..., "StringValue" | "BinaryValue": ...}``; a str, a number or bytes is
+    shorthand for a String, Number or Binary attribute."""
     if attrs is None:
         return None
-    if not isinstance(attrs, Mapping) or len(attrs) > 10:
-        raise ValidationError("attributes must be a dict of at most 10 message attributes")
+    if not isinstance(attrs, Mapping):
+        raise ValidationError(f"attributes must be a dict of name -> value, got {type(attrs).__name__}")
+    if len(attrs) > 10:
+        raise ValidationError(f"Number of message attributes [{len(attrs)}] exceeds the allowed maximum [10]")
     out = {}
     for k, v in attrs.items():
-        if isinstance(v, str):
-            v = {"DataType": "String", "StringValue": v}
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            v = {"DataType": "Number", "StringValue": str(v)}
-        elif isinstance(v, bytes):
-            v = {"DataType": "Binary", "BinaryValue": v}
-        if (
-            not isinstance(v, Mapping)
-            or "DataType" not in v
-            or not ("StringValue" in v or "BinaryValue" in v)
-        ):
-            raise ValidationError(
-                f"message attribute {k!r}: give a str, number, bytes or "
-                "{'DataType': ..., 'StringValue'|'BinaryValue': ...}"
-            )
-        out[k] = dict(v)
+        _check_attr_name(k)
+        out[k] = _check_attr_value(k, v)
     return out
+
+
+def _check_attr_name(name: Any) -> None:
+    if not isinstance(name, str):
+        raise ValidationError(f"message attribute names are strings, got {name!r:.80}")
+    if not name:
+        raise ValidationError("The request must contain non-empty message attribute name.")
+    if len(name) > 256:
+        raise ValidationError(
+            f"Message (user) attribute name {name[:40]!r}... is {len(name)} characters long; "
+            "SQS allows at most 256"
+        )
+    if _ATTR_NAME.fullmatch(name) is None:
+        raise ValidationError(
+            f"Message (user) attribute name {name!r:.300} is invalid: use only A-Z, a-z, 0-9, "
+            "underscore (_), hyphen (-) and period (.), with no period at the start, at the end "
+            "or next to another"
+        )
+    if name.lower().startswith(("aws.", "amazon.")):
+        raise ValidationError(
+            f"Message (user) attribute name {name!r} is invalid: the prefixes AWS. and Amazon. "
+            "(in any case) are reserved for use by AWS"
+        )
+
+
+def _check_attr_value(name: str, v: Any) -> dict[str, Any]:
+    if isinstance(v, str):
+        v = {"DataType": "String", "StringValue": v}
+    elif isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
+        v = {"DataType": "Number", "StringValue": str(v)}
+    elif isinstance(v, (bytes, bytearray, memoryview)):
+        v = {"DataType": "Binary", "BinaryValue": bytes(v)}
+    if not isinstance(v, Mapping):
+        raise ValidationError(
+            f"message attribute {name!r}: give a str, number, bytes or "
+            "{'DataType': ..., 'StringValue'|'BinaryValue': ...}, "
+            f"got {type(v).__name__}"
+        )
+    unknown = set(v) - {"DataType", "StringValue", "BinaryValue"}
+    if unknown:
+        raise ValidationError(
+            f"message attribute {name!r}: unknown field(s) {sorted(map(str, unknown))}; "
+            "use DataType and StringValue or BinaryValue"
+        )
+    dtype = v.get("DataType")
+    if not dtype:
+        raise ValidationError(
+            f"The message attribute {name!r} must contain non-empty message attribute type."
+        )
+    if not isinstance(dtype, str):
+        raise ValidationError(f"message attribute {name!r}: DataType must be a string, got {dtype!r:.80}")
+    if len(dtype) > 256 or _bad_char(dtype) is not None:
+        raise ValidationError(
+            f"message attribute {name!r}: DataType must be at most 256 characters SQS allows in a body"
+        )
+    if _DATA_TYPE.fullmatch(dtype) is None:
+        raise ValidationError(
+            f"The message attribute {name!r} has an invalid message attribute type, the set of "
+            "supported type prefixes is Binary, Number, and String."
+        )
+    base = dtype.split(".", 1)[0]
+    field = "BinaryValue" if base == "Binary" else "StringValue"
+    other = "StringValue" if base == "Binary" else "BinaryValue"
+    if other in v:
+        raise ValidationError(
+            f"The message attribute {name!r} with type {base!r} must use field {field!r}, not {other!r}."
+        )
+    value = v.get(field)
+    if base == "Binary":
+        if isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        if value is not None and not isinstance(value, bytes):
+            raise ValidationError(
+                f"message attribute {name!r}: BinaryValue must be bytes, got {type(value).__name__}"
+            )
+    elif value is not None and not isinstance(value, str):
+        raise ValidationError(
+            f"message attribute {name!r}: StringValue must be a str, got {type(value).__name__}; "
+            "SQS carries numbers as text too (give str(value))"
+        )
+    if not value:
+        raise ValidationError(
+            f"Message (user) attribute {name!r} must contain a non-empty value of type {base!r}."
+        )
+    if isinstance(value, str):
+        bad = _bad_char(value)
+        if bad is not None:
+            raise InvalidMessageContents(
+                f"Message (user) attribute {name!r} value contains the character U+{bad:04X}, "
+                "which SQS does not allow; use a Binary attribute for binary data"
+            )
+        if base == "Number":
+            _check_number(name, value)
+    return {"DataType": dtype, field: value}
+
+
+def _check_number(name: str, text: str) -> None:
+    """SQS numbers: up to 38 significant digits, between 10^-128 and 10^+126 in magnitude."""
+    if _NUMBER.fullmatch(text) is None:
+        raise ValidationError(f"Can't cast the value of message (user) attribute {name!r} to a number.")
+    n = Decimal(text)
+    if not n:
+        return
+    significant = len("".join(map(str, n.as_tuple().digits)).strip("0"))
+    if significant > 38:
+        raise ValidationError(
+            f"Message (user) attribute {name!r}: the number {text:.60} has {significant} significant "
+            "digits; SQS allows 38"
+        )
+    if not -128 <= n.adjusted() <= 125:
+        raise ValidationError(
+            f"Message (user) attribute {name!r}: the number {text:.60} is outside SQS's range "
+            "(10^-128 to 10^+126 in magnitude)"
+        )
 
 
 def _encode_attrs(attrs: dict[str, Any] | None) -> str | None:
@@ -153,6 +322,18 @@ def _decode_attrs(raw: str | None) -> dict[str, Any]:
         k: ({**v, "BinaryValue": base64.b64decode(v["BinaryValue"])} if "BinaryValue" in v else v)
         for k, v in json.loads(raw).items()
     }
+
+
+def _seconds(value: Any, what: str, high: float, low: float = 0) -> float:
+    """A number of seconds within SQS's bounds, or a ValidationError naming the argument."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, Decimal))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise ValidationError(f"{what} must be a number of seconds {low:g}-{high:g}, got {value!r:.80}")
+    return float(value)
 
 
 class Queue:
@@ -186,14 +367,10 @@ class Queue:
             raise ValidationError(
                 f"queue {name!r}: a FIFO queue's name must end in '.fifo' and only a FIFO queue's may"
             )
-        if not 0 <= visibility_timeout_s <= 43_200:
-            raise ValidationError(f"queue {name!r}: visibility_timeout_s must be 0-43200")
-        if not 0 <= delay_s <= 900:
-            raise ValidationError(f"queue {name!r}: delay_s must be 0-900")
-        if not 60 <= retention_s <= 1_209_600:
-            raise ValidationError(f"queue {name!r}: retention_s must be 60-1209600")
-        if not 0 <= receive_wait_s <= 20:
-            raise ValidationError(f"queue {name!r}: receive_wait_s must be 0-20")
+        visibility_timeout_s = _seconds(visibility_timeout_s, f"queue {name!r}: visibility_timeout_s", 43_200)
+        delay_s = _seconds(delay_s, f"queue {name!r}: delay_s", 900)
+        retention_s = _seconds(retention_s, f"queue {name!r}: retention_s", 1_209_600, 60)
+        receive_wait_s = _seconds(receive_wait_s, f"queue {name!r}: receive_wait_s", 20)
         if (dead_letter is None) != (max_receive_count is None):
             if dead_letter is not None:
                 max_receive_count = 10
@@ -207,7 +384,7 @@ class Queue:
                     f"queue {name!r}: the dead-letter queue of a {'FIFO' if fifo else 'standard'} "
                     f"queue must also be {'FIFO' if fifo else 'standard'}"
                 )
-            if not 1 <= max_receive_count <= 1000:  # type: ignore[operator]
+            if type(max_receive_count) is not int or not 1 <= max_receive_count <= 1000:
                 raise ValidationError(f"queue {name!r}: max_receive_count must be 1-1000")
         self.env = env
         self.name = name
@@ -239,7 +416,7 @@ class Queue:
                 "256 KiB limit; put the payload in the lake and send its key"
             )
         if self.fifo:
-            if delay_s:
+            if delay_s is not None and delay_s != 0:
                 raise ValidationError(
                     f"queue {self.name!r}: FIFO queues take no per-message delay; set delay_s on the queue"
                 )
@@ -253,15 +430,16 @@ class Queue:
                     )
                 dedup_id = hashlib.sha256(text.encode("utf-8")).hexdigest()
             for what, v in (("group_id", group_id), ("dedup_id", dedup_id)):
-                if not (isinstance(v, str) and 1 <= len(v) <= 128):
-                    raise ValidationError(f"{what} must be a string of 1-128 characters, got {v!r}")
+                if not isinstance(v, str) or _FIFO_ID.fullmatch(v) is None:
+                    raise ValidationError(
+                        f"queue {self.name!r}: {what} must be 1-128 characters of A-Z, a-z, 0-9 "
+                        f"and ASCII punctuation (SQS's rule), got {v!r:.140}"
+                    )
             delay = self.delay_s
         else:
             if group_id or dedup_id:
                 raise ValidationError(f"queue {self.name!r}: group_id and dedup_id are for FIFO queues")
-            delay = self.delay_s if delay_s is None else float(delay_s)
-            if not 0 <= delay <= 900:
-                raise ValidationError(f"delay_s must be 0-900, got {delay_s!r}")
+            delay = self.delay_s if delay_s is None else _seconds(delay_s, "delay_s", 900)
         return text, attrs, delay, group_id, dedup_id
 
     def send(
@@ -276,37 +454,64 @@ class Queue:
         res = self._send_entries([self._entry(body, delay_s, attributes, group_id, dedup_id)])[0]
         return res
 
-    def send_many(self, entries: Sequence[Mapping[str, Any]]) -> list[SendResult | SendFailure]:
-        """SendMessageBatch: up to 10 entries, 256 KiB in all; a bad entry fails alone."""
+    def send_many(self, entries: Sequence[Mapping[str, Any]]) -> SendBatchResult:
+        """SendMessageBatch: up to 10 entries, 256 KiB in all; a bad entry fails alone, with
+        SQS's code, and the others are sent. Entry ids (``id``, default the entry's index) must
+        be distinct, 1-80 of A-Z a-z 0-9 - _, as SQS's; a bad id fails the whole call, as there."""
+        if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
+            raise ValidationError(
+                f"queue {self.name!r}: send_many takes a list of {{'body': ...}} entries, "
+                f"got {type(entries).__name__}"
+            )
         if not 1 <= len(entries) <= MAX_BATCH:
-            raise ValidationError(f"send_many takes 1-{MAX_BATCH} entries, got {len(entries)}")
+            raise ValidationError(
+                f"queue {self.name!r}: send_many takes 1-{MAX_BATCH} entries, got {len(entries)} "
+                "(SQS's EmptyBatchRequest / TooManyEntriesInBatchRequest)"
+            )
+        ids = [e.get("id", str(i)) if isinstance(e, Mapping) else str(i) for i, e in enumerate(entries)]
+        for eid in ids:
+            if not isinstance(eid, str) or _ENTRY_ID.fullmatch(eid) is None:
+                raise ValidationError(
+                    f"queue {self.name!r}: batch entry id {eid!r:.100} is invalid: use 1-80 of "
+                    "A-Z, a-z, 0-9, hyphen and underscore (SQS's InvalidBatchEntryId)"
+                )
+        if len(set(ids)) != len(ids):
+            raise ValidationError(
+                f"queue {self.name!r}: two batch entries have the same id "
+                f"{next(x for x in ids if ids.count(x) > 1)!r} (SQS's BatchEntryIdsNotDistinct)"
+            )
         prepared: list[Any] = []
-        out: list[SendResult | SendFailure | None] = [None] * len(entries)
+        out = SendBatchResult([None] * len(entries))  # type: ignore[list-item]
         total = 0
         for i, e in enumerate(entries):
-            eid = str(e.get("id", i)) if isinstance(e, Mapping) else str(i)
             try:
                 if not isinstance(e, Mapping) or "body" not in e:
                     raise ValidationError("each entry must be a mapping with a 'body'")
                 unknown = set(e) - {"id", "body", "delay_s", "attributes", "group_id", "dedup_id"}
                 if unknown:
-                    raise ValidationError(f"unknown entry field(s) {sorted(unknown)}")
+                    raise ValidationError(f"unknown entry field(s) {sorted(map(repr, unknown))}")
                 entry = self._entry(
                     e["body"], e.get("delay_s"), e.get("attributes"), e.get("group_id"), e.get("dedup_id")
                 )
                 total += len(entry[0].encode()) + _attrs_size(entry[1])
                 prepared.append((i, entry))
             except ValidationError as exc:
-                out[i] = SendFailure(eid, type(exc).__name__, str(exc))
+                code = (
+                    "InvalidMessageContents"
+                    if isinstance(exc, InvalidMessageContents)
+                    else "InvalidParameterValue"
+                )
+                out[i] = SendFailure(ids[i], code, str(exc))
         if total > MAX_MESSAGE_BYTES:
             raise SizeLimitExceeded(
-                f"queue {self.name!r}: batch of {total} bytes is over the 256 KiB limit of one call"
+                f"queue {self.name!r}: batch of {total} bytes is over the 256 KiB limit of one call "
+                "(SQS's BatchRequestTooLong)"
             )
         if prepared:
             results = self._send_entries([p[1] for p in prepared])
             for (i, _), r in zip(prepared, results, strict=True):
-                out[i] = r
-        return out  # type: ignore[return-value]
+                out[i] = replace(r, id=ids[i])
+        return out
 
     def _send_entries(self, entries: list[Any]) -> list[SendResult]:
         from ..backends.base import QueueRow
@@ -349,7 +554,14 @@ class Queue:
                         dedup,
                     )
                 )
-                results.append(SendResult(mid, md5, str(seq).zfill(20) if self.fifo else None))
+                results.append(
+                    SendResult(
+                        mid,
+                        md5,
+                        str(seq).zfill(20) if self.fifo else None,
+                        md5_of_message_attributes=md5_of_message_attributes(attrs) if attrs else None,
+                    )
+                )
             if rows:
                 txn.q_insert(self.key, rows)
             return results
@@ -363,14 +575,14 @@ class Queue:
         self, max_messages: int = 1, *, wait_s: float | None = None, visibility_timeout_s: float | None = None
     ) -> list[Message]:
         """ReceiveMessage; ``wait_s`` > 0 long-polls until a message arrives or time runs out."""
-        if not 1 <= max_messages <= MAX_BATCH:
-            raise ValidationError(f"max_messages must be 1-{MAX_BATCH}, got {max_messages}")
-        wait = self.receive_wait_s if wait_s is None else wait_s
-        if not 0 <= wait <= 20:
-            raise ValidationError(f"wait_s must be 0-20, got {wait_s}")
-        vis = self.visibility_timeout_s if visibility_timeout_s is None else visibility_timeout_s
-        if not 0 <= vis <= 43_200:
-            raise ValidationError(f"visibility_timeout_s must be 0-43200, got {vis}")
+        if type(max_messages) is not int or not 1 <= max_messages <= MAX_BATCH:
+            raise ValidationError(f"max_messages must be an integer 1-{MAX_BATCH}, got {max_messages!r:.80}")
+        wait = self.receive_wait_s if wait_s is None else _seconds(wait_s, "wait_s", 20)
+        vis = (
+            self.visibility_timeout_s
+            if visibility_timeout_s is None
+            else _seconds(visibility_timeout_s, "visibility_timeout_s", 43_200)
+        )
         import time as _time
 
         deadline = _time.monotonic() + wait
@@ -468,8 +680,15 @@ class Queue:
 
     @staticmethod
     def _split(receipt_handle: str) -> str:
-        if not isinstance(receipt_handle, str) or ":" not in receipt_handle:
-            raise ReceiptHandleIsInvalid(f"The input receipt handle {receipt_handle!r} is not valid")
+        # Handles this queue hands out are ASCII ("<message id>:<token>"); anything else,
+        # a lone surrogate included, names no message and must not reach the store.
+        if (
+            not isinstance(receipt_handle, str)
+            or ":" not in receipt_handle
+            or not receipt_handle.isascii()
+            or len(receipt_handle) > 1024
+        ):
+            raise ReceiptHandleIsInvalid(f"The input receipt handle {receipt_handle!r:.120} is not valid")
         return receipt_handle.split(":", 1)[0]
 
     def delete(self, receipt_handle: str) -> bool:
@@ -477,6 +696,11 @@ class Queue:
         return self.delete_many([receipt_handle]) == 1
 
     def delete_many(self, receipt_handles: Sequence[str]) -> int:
+        if isinstance(receipt_handles, (str, bytes)) or not isinstance(receipt_handles, Sequence):
+            raise ValidationError(
+                f"queue {self.name!r}: delete_many takes a list of receipt handles, "
+                f"got {type(receipt_handles).__name__}"
+            )
         ids = [(self._split(h), h) for h in receipt_handles]
 
         def run(txn: Any) -> int:
@@ -494,8 +718,7 @@ class Queue:
 
     def change_visibility(self, receipt_handle: str, timeout_s: float) -> bool:
         """ChangeMessageVisibility; 0 makes the message visible again at once."""
-        if not 0 <= timeout_s <= 43_200:
-            raise ValidationError(f"timeout_s must be 0-43200, got {timeout_s}")
+        timeout_s = _seconds(timeout_s, "timeout_s", 43_200)
         mid = self._split(receipt_handle)
 
         def run(txn: Any) -> bool:

@@ -67,20 +67,24 @@ def to_bytes(data: Any) -> bytes:
     if isinstance(data, str):
         return _utf8(data, "record data", "; send bytes, or fix the string")
     if isinstance(data, (dict, list)):
-        try:
-            text = json.dumps(data, separators=(",", ":"), default=_json_default, allow_nan=False)
-        except ValueError as e:  # NaN or Infinity: not JSON, and no consumer could read them back
-            raise ValidationError(
-                f"record data is not valid JSON: {e}; send null or a string for a missing or infinite number"
-            ) from None
-        except TypeError as e:
-            raise ValidationError(f"record data is not JSON-serialisable: {e}") from None
-        except RecursionError:
-            raise ValidationError(
-                "record data is nested too deeply to encode as JSON; flatten it or send it as bytes"
-            ) from None
-        return text.encode("utf-8")
+        return to_json(data, "record data").encode("utf-8")
     raise ValidationError(f"record data must be bytes, str, dict or list, not {type(data).__name__}")
+
+
+def to_json(data: Any, what: str) -> str:
+    """Compact JSON text of ``data``, or a ValidationError saying why it has none."""
+    try:
+        return json.dumps(data, separators=(",", ":"), default=_json_default, allow_nan=False)
+    except ValueError as e:  # NaN or Infinity: not JSON, and no consumer could read them back
+        raise ValidationError(
+            f"{what} is not valid JSON: {e}; send null or a string for a missing or infinite number"
+        ) from None
+    except TypeError as e:
+        raise ValidationError(f"{what} is not JSON-serialisable: {e}") from None
+    except RecursionError:
+        raise ValidationError(
+            f"{what} is nested too deeply to encode as JSON; flatten it or send it as text"
+        ) from None
 
 
 def _utf8(text: str, what: str, hint: str = "") -> bytes:
