@@ -185,6 +185,7 @@ class ObjectSource(Source):
                     sequencer=f"{r.seq:016X}",
                     event_name=doc["event"],
                     event_ts=r.ts,
+                    region=env.settings.region,
                 )
             )
         return s3_event(out)
