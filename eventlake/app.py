@@ -199,7 +199,7 @@ class App:
         from .resources.sql import SqlEngine
 
         if self._sql is None:
-            self._sql = SqlEngine(self)
+            self._sql = SqlEngine(self.lake, self.catalog, self.settings)
         return self._sql.query(query, readonly=readonly)
 
     def create_table_as(self, name: str, query: str, *, prefix: str | None = None) -> Any:
@@ -207,7 +207,7 @@ class App:
         from .resources.sql import SqlEngine
 
         if self._sql is None:
-            self._sql = SqlEngine(self)
+            self._sql = SqlEngine(self.lake, self.catalog, self.settings)
         return self._sql.create_table_as(name, query, prefix=prefix)
 
     def delivery(self, name: str, *, source: Stream, **options: Any) -> Any:

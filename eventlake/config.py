@@ -38,6 +38,10 @@ class Settings:
     # database's write lock while it runs, which a competing thread stretches for everyone.
     # Raise it for handlers that spend their time waiting on the network.
     worker_concurrency: int = 1
+    # Limits of every SQL query (app.sql, create_table_as, the CLI): a query that runs longer,
+    # or needs more memory, is stopped with an error that names the setting to raise.
+    sql_timeout_s: float = 60.0
+    sql_memory_limit_mb: int = 2048
     log_format: str = "text"  # "text" (Lambda's classic lines) or "json" (Lambda's JSON format)
     log_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +86,9 @@ class Settings:
             raise ConfigError(
                 f"setting worker_concurrency must be a whole number 1-1024, got {concurrency!r}"
             )
+        for name in ("sql_timeout_s", "sql_memory_limit_mb"):
+            if name in out and (isinstance(out[name], bool) or not out[name] > 0):
+                raise ConfigError(f"setting {name} must be a positive number, got {out[name]!r}")
         if out.get("log_format", "text") not in ("text", "json"):
             raise ConfigError(f"setting log_format must be 'text' or 'json', got {out['log_format']!r}")
         return cls(**out)

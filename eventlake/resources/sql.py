@@ -3,31 +3,27 @@
 Every catalog table becomes a view over its lake prefix (Parquet or JSON Lines, Hive
 partitions pruned by DuckDB, files of older schemas read by column name). Native warehouse
 tables live in a persistent DuckDB file. User-facing queries (``readonly=True``: the CLI, and
-HTTP later) may only read: one or more SELECT statements, and DuckDB is locked so that no file
-outside the lake and no network can be reached from a query.
+HTTP later) run in the sandbox of ``sql_sandbox.py``: reads only, of the lake and the
+warehouse only, within ``sql_timeout_s`` and ``sql_memory_limit_mb``. Trusted code may change
+the warehouse with ``readonly=False``; that runs in this process, under the same limits.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
+import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EventlakeError, ValidationError
+from . import sql_sandbox
 
-_DUCK_TYPES = {
-    "BOOLEAN": "BOOLEAN",
-    "BIGINT": "BIGINT",
-    "INTEGER": "BIGINT",
-    "SMALLINT": "BIGINT",
-    "TINYINT": "BIGINT",
-    "HUGEINT": "BIGINT",
-    "UBIGINT": "BIGINT",
-    "DOUBLE": "DOUBLE",
-    "FLOAT": "DOUBLE",
-}
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .catalog import Catalog, CatalogTable
+    from .lake import Lake
 
 
 class QueryError(EventlakeError):
@@ -80,68 +76,102 @@ def _quote_str(text: str) -> str:
 
 
 class SqlEngine:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        store = app.lake.store
-        root = getattr(store, "root", None)
+    """Queries over the catalog's lake tables and the warehouse; needs the lake, the catalog and
+    the settings, nothing of the App."""
+
+    def __init__(self, lake: Lake, catalog: Catalog, settings: Settings) -> None:
+        self.lake = lake
+        self.catalog = catalog
+        self.settings = settings
+        self.path = settings.warehouse_path
+        root = getattr(lake.store, "root", None)
         if root is None:
             raise ValidationError(
-                f"SQL over the lake needs a local lake folder for now; lake_url {app.settings.lake_url!r} "
+                f"SQL over the lake needs a local lake folder for now; lake_url {settings.lake_url!r} "
                 "is not one"
             )
         self.root = str(root)
-        self.path = app.settings.warehouse_path
-        self._base: Any = None
-        self._lock = threading.Lock()
-
-    def _sandbox(self) -> Any:
-        """One locked-down in-memory DuckDB per engine. Starting DuckDB costs tens of
-        milliseconds, more than a typical lake query; a cursor on this instance costs almost
-        nothing and keeps its own temporary views, so every query still sees the current
-        catalog and no query sees another's state."""
-        import duckdb
-
-        with self._lock:
-            if self._base is None:
-                base = duckdb.connect()
-                base.execute(f"SET allowed_directories=[{_quote_str(self.root + '/')}]")
-                base.execute("SET enable_external_access=false")
-                base.execute("SET lock_configuration=true")
-                self._base = base
-            return self._base.cursor()
 
     def close(self) -> None:
-        with self._lock:
-            if self._base is not None:
-                self._base.close()
-                self._base = None
+        """Nothing to release: sandbox workers are shared by the process and hold no app state."""
 
-    def _connect(self, readonly: bool) -> Any:
+    def _limits_hint(self) -> str:
+        return (
+            f"sql_timeout_s={self.settings.sql_timeout_s}, "
+            f"sql_memory_limit_mb={self.settings.sql_memory_limit_mb}"
+        )
+
+    def _sandboxed(self, query: str) -> Any:
+        """The query's result (an Arrow table) from the sandbox; eventlake errors only."""
+        timeout = float(self.settings.sql_timeout_s)
+        memory = int(self.settings.sql_memory_limit_mb)
+        warehouse = os.path.abspath(self.path) if os.path.exists(self.path) else None
+        request = {
+            "query": query,
+            "roots": [self.root + "/"],
+            "warehouse": warehouse,
+            "setup": [self._view_sql(t) for t in self.catalog.tables()],
+        }
+        try:
+            return sql_sandbox.sandbox(memory, 0).run(request, timeout)
+        except sql_sandbox.SandboxError as e:
+            where = f"\n  in: {query.strip()[:200]}"
+            if e.kind == "refused":
+                raise ValidationError(f"{e}{where}") from None
+            if e.kind == "timeout":
+                raise QueryError(
+                    f"query stopped: it ran longer than sql_timeout_s={timeout:g} seconds; "
+                    f"raise the setting sql_timeout_s to allow longer queries{where}"
+                ) from None
+            if e.kind in ("memory", "died"):
+                detail = f" ({str(e).splitlines()[0]})" if str(e) else ""
+                raise QueryError(
+                    f"query stopped: it needed more memory than sql_memory_limit_mb={memory} "
+                    f"allows{detail}; raise the setting sql_memory_limit_mb{where}"
+                ) from None
+            if e.kind == "start":
+                raise QueryError(f"{e}; is eventlake importable by {sys.executable}?") from None
+            raise QueryError(f"{e}{where}") from None
+
+    def _trusted(self, query: str) -> Any:
+        """Trusted code changing the warehouse: in this process, with the same limits."""
         import duckdb
+        import pyarrow as pa
 
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if readonly and not os.path.exists(self.path):
-            # Lake-only: no warehouse file to attach, so the shared sandbox will do.
-            con = self._sandbox()
-            for t in self.app.catalog.tables():
+        memory = int(self.settings.sql_memory_limit_mb)
+        timeout = float(self.settings.sql_timeout_s)
+        con = duckdb.connect(self.path, config={"memory_limit": f"{memory}MB"})
+        timer = threading.Timer(timeout, con.interrupt)
+        try:
+            for t in self.catalog.tables():
                 con.execute(self._view_sql(t))
-            return con
-        else:
-            con = duckdb.connect(self.path, read_only=readonly)
-        for t in self.app.catalog.tables():
-            con.execute(self._view_sql(t))
-        if readonly:
-            con.execute(f"SET allowed_directories=[{_quote_str(self.root + '/')}]")
-            con.execute("SET enable_external_access=false")
-            con.execute("SET lock_configuration=true")
-        return con
+            timer.start()
+            rel = con.sql(query)
+            return rel.to_arrow_table() if rel is not None else pa.table({})
+        except duckdb.InterruptException:
+            raise QueryError(
+                f"query stopped: it ran longer than sql_timeout_s={timeout:g} seconds; "
+                f"raise the setting sql_timeout_s to allow longer queries\n  in: {query.strip()[:200]}"
+            ) from None
+        except duckdb.OutOfMemoryException as e:
+            raise QueryError(
+                f"query stopped: it needed more memory than sql_memory_limit_mb={memory} allows "
+                f"({str(e).splitlines()[0]}); "
+                f"raise the setting sql_memory_limit_mb\n  in: {query.strip()[:200]}"
+            ) from None
+        except duckdb.Error as e:
+            raise QueryError(f"{e}\n  in: {query.strip()[:200]}") from None
+        finally:
+            timer.cancel()
+            con.close()
 
     def _view_sql(self, t: Any) -> str:
         name = _quote_ident(t.name)
         ext = ".parquet" if t.format == "parquet" else ".jsonl*"
         files = [
             o.key
-            for o in self.app.lake.list(t.prefix)
+            for o in self.lake.list(t.prefix)
             if (o.key.endswith(".parquet") if t.format == "parquet" else ".jsonl" in o.key)
         ]
         if not files:
@@ -182,67 +212,28 @@ class SqlEngine:
             out.append(f"TRY_CAST({part} AS {typ}) AS {_quote_ident(col)}")
         return out
 
-    @staticmethod
-    def _check_readonly(query: str) -> None:
-        import duckdb
-
-        try:
-            statements = duckdb.extract_statements(query)
-        except duckdb.Error as e:
-            raise QueryError(f"{e}\n  in: {query.strip()[:200]}") from None
-        if not statements:
-            raise ValidationError("empty query")
-        for st in statements:
-            if st.type not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
-                raise ValidationError(
-                    f"only SELECT queries are allowed here, not {st.type.name}; "
-                    "use app.sql(query, readonly=False) from trusted code to change the warehouse"
-                )
-
     def query(self, query: str, *, readonly: bool = True) -> SqlResult:
-        import duckdb
-        import pyarrow as pa
-
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string")
-        if readonly:
-            self._check_readonly(query)
-        con = self._connect(readonly)
-        try:
-            rel = con.sql(query)
-            table = rel.to_arrow_table() if rel is not None else pa.table({})
-            return SqlResult(table)
-        except duckdb.Error as e:
-            raise QueryError(f"{e}\n  in: {query.strip()[:200]}") from None
-        finally:
-            con.close()
+        return SqlResult(self._sandboxed(query) if readonly else self._trusted(query))
 
-    def create_table_as(self, name: str, query: str, *, prefix: str | None = None) -> Any:
-        """The query's result written into the lake as Parquet and registered in the catalog."""
-        import duckdb
+    def create_table_as(self, name: str, query: str, *, prefix: str | None = None) -> CatalogTable:
+        """The query's result written into the lake as Parquet and registered in the catalog. The
+        query is a user's read like any other, so it runs in the sandbox; only the writing of its
+        result, by this process, touches the lake."""
+        import pyarrow.parquet as pq
 
-        from .catalog import check_column
+        from .catalog import _arrow_to_catalog, check_column
 
         check_column(name)
-        self._check_readonly(query)
         prefix = prefix or f"tables/{name}/"
-        con = self._connect(readonly=False)
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                out = os.path.join(tmp, "part-0.parquet")
-                try:
-                    con.execute(f"COPY ({query}) TO {_quote_str(out)} (FORMAT parquet)")
-                    desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_quote_str(out)})").fetchall()
-                except duckdb.Error as e:
-                    raise QueryError(f"{e}\n  in: {query.strip()[:200]}") from None
-                data = Path(out).read_bytes()
-        finally:
-            con.close()
-        columns = [(c[0], _DUCK_TYPES.get(str(c[1]).split("(")[0], "VARCHAR")) for c in desc]
-        for old in self.app.lake.keys(prefix):
-            self.app.lake.delete(old)
-        self.app.lake.put(f"{prefix}part-0.parquet", data)
-        catalog = self.app.catalog
-        if catalog.get(name) is None:
-            catalog.create_table(name, prefix=prefix, format="parquet", columns=columns)
-        return catalog.table(name)
+        table = self._sandboxed(query)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        columns = [(f.name, _arrow_to_catalog(f.type) or "VARCHAR") for f in table.schema]
+        for old in self.lake.keys(prefix):
+            self.lake.delete(old)
+        self.lake.put(f"{prefix}part-0.parquet", buf.getvalue())
+        if self.catalog.get(name) is None:
+            self.catalog.create_table(name, prefix=prefix, format="parquet", columns=columns)
+        return self.catalog.table(name)
