@@ -10,7 +10,7 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import StateBackend, open_state_backend, same_store
@@ -24,10 +24,13 @@ from .resources.queue import Queue
 from .resources.stream import Stream
 from .runtime.functions import Function
 from .runtime.mappings import QueueMapping, StreamMapping
-from .runtime.runner import DrainReport, Runtime, run_workers
+from .runtime.processes import run_workers
+from .runtime.trigger import RuntimeHost, TriggerSpec, trigger_kind
+from .runtime.worker import DrainReport, Runtime
 
 if TYPE_CHECKING:
     from .resources.table import Action, Table
+    from .runtime.sources import Source
 
 _FUNCTION_OPTIONS = ("name", "timeout_s", "memory_mb", "reserved_concurrency", "atomic")
 Handler = Callable[[Any, Any], Any]
@@ -50,49 +53,6 @@ def _split(
     fn_opts = {k: v for k, v in options.items() if k in _FUNCTION_OPTIONS}
     map_opts = {k: v for k, v in options.items() if k in mapping_names or k in extra}
     return fn_opts, map_opts
-
-
-@dataclass
-class _StreamRegistration:
-    fn: Function
-    mapping: StreamMapping
-    source: Any
-
-    def build(self, rt: Runtime) -> None:
-        from .runtime.pollers import StreamPoller
-
-        for shard in range(self.source.shards):
-            for slot in range(self.mapping.parallelization_factor):
-                rt.stream_pollers.append(StreamPoller(rt, self.fn, self.mapping, self.source, shard, slot))
-
-
-@dataclass
-class _QueueRegistration:
-    fn: Function
-    mapping: QueueMapping
-    queue: Queue
-
-    def build(self, rt: Runtime) -> None:
-        from .runtime.pollers import QueuePoller
-
-        for i in range(min(self.mapping.maximum_concurrency or 2, 16)):
-            rt.queue_pollers.append(QueuePoller(rt, self.fn, self.mapping, self.queue, i))
-
-
-@dataclass
-class _ScheduleRegistration:
-    fn: Function
-    expression: str
-    mapping: StreamMapping
-
-    def build(self, rt: Runtime) -> None:
-        from .runtime.pollers import StreamPoller
-        from .runtime.scheduler import Ticker
-        from .runtime.sources import ScheduleSource
-
-        src = ScheduleSource(self.fn.name, self.expression)
-        rt.tickers.append(Ticker(rt.env, self.fn.name, self.expression, src.log))
-        rt.stream_pollers.append(StreamPoller(rt, self.fn, self.mapping, src, 0, 0))
 
 
 class App:
@@ -130,7 +90,7 @@ class App:
         self._tables: dict[str, Table] = {}
         self._queues: dict[str, Queue] = {}
         self._functions: dict[str, Function] = {}
-        self._registrations: list[Any] = []
+        self._registrations: list[TriggerSpec] = []
         self._runtime: Runtime | None = None
         self._built_for = -1
         self._lock = threading.Lock()
@@ -215,6 +175,7 @@ class App:
         ``prefix``, ``error_prefix``, ``buffer_mb``, ``buffer_s``, ``format``, ``compression``,
         ``transform``."""
         from .resources.delivery import Delivery
+        from .runtime.kinds import StreamConfig
         from .runtime.sources import RawStreamSource
 
         try:
@@ -234,7 +195,7 @@ class App:
             max_retry_attempts=-1,
             max_batch_bytes=d.buffer_bytes,
         )
-        self._registrations.append(_StreamRegistration(fn, mapping, RawStreamSource(source)))
+        self._registrations.append(TriggerSpec("stream", fn, StreamConfig(mapping, RawStreamSource(source))))
         return d
 
     def transact(self, actions: Sequence[Action], *, token: str | None = None) -> None:
@@ -282,25 +243,34 @@ class App:
         self._functions[name] = fn
         return fn
 
-    def _register(
-        self, fn_opts: dict[str, Any], mapping: Any, make: Callable[[Function], Any]
-    ) -> Callable[[Handler], Handler]:
+    def _register(self, kind: str, config: object, fn_opts: dict[str, Any]) -> Callable[[Handler], Handler]:
         """The decorator every trigger returns: validate, create the function, register it."""
+        trigger = trigger_kind(kind)
 
         def deco(handler: Handler) -> Handler:
-            mapping.validate(fn_opts.get("name") or getattr(handler, "__name__", "?"))
+            trigger.validate(config, str(fn_opts.get("name") or getattr(handler, "__name__", "?")))
             fn = self._function(handler, dict(fn_opts))
-            self._registrations.append(make(fn))
+            self._registrations.append(TriggerSpec(kind, fn, config))
             return handler
 
         return deco
 
+    def on_trigger(self, kind: str, config: object, **options: Any) -> Callable[[Handler], Handler]:
+        """Invoke the handler from a trigger of ``kind``, a name given to
+        :func:`~eventlake.runtime.trigger.register_kind`; ``config`` is that kind's own
+        settings, ``options`` the function's (``name``, ``timeout_s``, ``memory_mb``,
+        ``reserved_concurrency``, ``atomic``). The ``on_*`` decorators are this, with the
+        settings of their kind spelled out."""
+        fn_opts, _ = _split(f"on_trigger({kind!r})", options, None)
+        return self._register(kind, config, fn_opts)
+
     def _stream_trigger(
-        self, kind: str, source: Any, options: dict[str, Any]
+        self, kind: str, source: Source, options: dict[str, Any]
     ) -> Callable[[Handler], Handler]:
+        from .runtime.kinds import StreamConfig
+
         fn_opts, map_opts = _split(kind, options, StreamMapping)
-        mapping = StreamMapping(**map_opts)
-        return self._register(fn_opts, mapping, lambda fn: _StreamRegistration(fn, mapping, source))
+        return self._register("stream", StreamConfig(StreamMapping(**map_opts), source), fn_opts)
 
     def on_stream(self, stream: Stream, **options: Any) -> Callable[[Handler], Handler]:
         """Invoke the handler with Kinesis events from ``stream`` (an event source mapping)."""
@@ -328,9 +298,10 @@ class App:
         """Invoke the handler with SQS events from ``queue``."""
         if not isinstance(queue, Queue):
             raise ValidationError(f"on_queue needs a Queue, got {queue!r}")
+        from .runtime.kinds import QueueConfig
+
         fn_opts, map_opts = _split("on_queue", options, QueueMapping)
-        mapping = QueueMapping(**map_opts)
-        return self._register(fn_opts, mapping, lambda fn: _QueueRegistration(fn, mapping, queue))
+        return self._register("queue", QueueConfig(QueueMapping(**map_opts), queue), fn_opts)
 
     def on_object(
         self,
@@ -345,6 +316,7 @@ class App:
         Like S3 → Lambda (an asynchronous invocation): two retries, then the failure
         destination (``on_failure``, or the function's ``<name>-dlq`` queue).
         """
+        from .runtime.kinds import StreamConfig
         from .runtime.sources import ObjectSource
 
         fn_opts, extra = _split("on_object", options, None, extra=("on_failure",))
@@ -357,25 +329,40 @@ class App:
                 )
         mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=on_failure)
         source = ObjectSource(self.lake, prefix, suffix, events)
-        return self._register(fn_opts, mapping, lambda fn: _StreamRegistration(fn, mapping, source))
+        return self._register("stream", StreamConfig(mapping, source), fn_opts)
 
     def on_schedule(self, expression: str, **options: Any) -> Callable[[Handler], Handler]:
         """Invoke the handler on an EventBridge schedule: ``rate(5 minutes)``, ``cron(0 12 * * ? *)``."""
+        from .runtime.kinds import ScheduleConfig
         from .schedule import parse_schedule
 
         parse_schedule(expression)  # fail at declaration, with the position of the error
         fn_opts, extra = _split("on_schedule", options, None, extra=("on_failure",))
         on_failure = extra.get("on_failure")
         mapping = StreamMapping(batch_size=1, max_retry_attempts=2, on_failure=on_failure)
-        return self._register(fn_opts, mapping, lambda fn: _ScheduleRegistration(fn, expression, mapping))
+        return self._register("schedule", ScheduleConfig(expression, mapping), fn_opts)
 
     # -- running
+    def runtime_host(self) -> RuntimeHost:
+        """What a runtime needs of this app (for tools that start workers themselves)."""
+        return RuntimeHost(
+            env=self.env,
+            specs=tuple(self._registrations),
+            queue=self.queue,
+            maintain=self._trim_streams,
+            after_fork=self._after_fork,
+        )
+
+    def _trim_streams(self) -> None:
+        for s in list(self._streams.values()):
+            s.trim()
+
     def runtime(self) -> Runtime:
         with self._lock:
             if self._runtime is None or self._built_for != len(self._registrations):
                 if self._runtime is not None:
                     self._runtime.leases.release_all()
-                self._runtime = Runtime(self)
+                self._runtime = Runtime(self.runtime_host())
                 self._built_for = len(self._registrations)
             return self._runtime
 

@@ -126,6 +126,14 @@ class TooManyRequests(EventlakeError):
     """A function's reserved concurrency is exhausted (Lambda's throttle)."""
 
 
+class LeaseLost(EventlakeError):
+    """This worker no longer holds the lease it needs; another worker took over."""
+
+
+class DrainTimeout(EventlakeError):
+    """``drain`` ran out of time with work still pending."""
+
+
 class MissingDependency(ConfigError):
     """An optional engine driver is not installed; the message says what to pip install."""
 

@@ -113,14 +113,14 @@ def test_buffering_by_time(app_factory, clock: ManualClock) -> None:
     app.delivery("raw", source=s, prefix="out/", buffer_s=60)
     s.put({"i": 1}, "k")
     rt = app.runtime()
-    for p in rt.stream_pollers:
+    for p in rt.triggers:
         rt.leases.try_acquire(p.name)
-    assert not rt.stream_pollers[0].poll_once().worked  # buffering
+    assert not rt.triggers[0].poll_once().worked  # buffering
     clock.advance(30)
     s.put({"i": 2}, "k")
-    assert not rt.stream_pollers[0].poll_once().worked
+    assert not rt.triggers[0].poll_once().worked
     clock.advance(31)
-    assert rt.stream_pollers[0].poll_once().worked
+    assert rt.triggers[0].poll_once().worked
     [key] = app.lake.keys("out/")
     assert [r["i"] for r in lines(app, key)] == [1, 2]
 

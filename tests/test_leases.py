@@ -61,7 +61,7 @@ def test_an_atomic_handler_never_runs_on_a_shard_whose_lease_was_taken(app_facto
 
     s.put("x", "k")
     rt = app.runtime()
-    poller = rt.stream_pollers[0]
+    poller = rt.triggers[0]
     assert rt.leases.try_acquire(poller.name)
     stolen = json.dumps({"owner": "another-worker", "exp": app.env.clock.time() + 60})
     app.env.state.transaction(lambda t: t.kv_put(Leases.NS, poller.name, stolen))

@@ -210,9 +210,9 @@ def _windowed(app_factory, clock: ManualClock, batch_size: int) -> tuple[Any, li
         batches.append(_data(event))
 
     rt = app.runtime()
-    for p in rt.stream_pollers:
+    for p in rt.triggers:
         rt.leases.try_acquire(p.name)
-    return s, batches, rt.stream_pollers[0]
+    return s, batches, rt.triggers[0]
 
 
 def test_batching_window_waits_for_more_records(app_factory, clock: ManualClock) -> None:
@@ -725,9 +725,9 @@ def test_a_publication_does_not_wait_for_ever_on_one_that_hangs(app_factory, mon
     the database: it gives up, and the earlier publication stays in place."""
     import threading
 
-    from eventlake.runtime import runner as runner_mod
+    from eventlake.runtime import publication
 
-    monkeypatch.setattr(runner_mod, "PUBLISH_WAIT_S", 0.05)
+    monkeypatch.setattr(publication, "PUBLISH_WAIT_S", 0.05)
     app = app_factory("hung")
     rt = app.runtime()
     rt.publish_metrics()
@@ -736,7 +736,7 @@ def test_a_publication_does_not_wait_for_ever_on_one_that_hangs(app_factory, mon
     release = threading.Event()
 
     def hung_publication() -> None:
-        with rt._publishing:
+        with rt.publisher._publishing:
             held.set()
             release.wait(10)
 
@@ -818,7 +818,7 @@ def test_a_worker_runs_at_most_worker_concurrency_invocations_at_once(app_factor
 def test_the_worker_gate_serves_waiters_in_arrival_order() -> None:
     import threading
 
-    from eventlake.runtime.runner import FairGate
+    from eventlake.runtime.gate import FairGate
 
     gate = FairGate(1)
     order: list[int] = []

@@ -12,16 +12,14 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 
-from ..errors import EventlakeError
+from ..backends.base import Txn
+from ..errors import LeaseLost
 from ..resources.env import Env
 
-
-class LeaseLost(EventlakeError):
-    """This worker no longer holds the lease it needs; another worker took over."""
+__all__ = ["LeaseLost", "Leases", "new_owner_id"]
 
 
 def new_owner_id() -> str:
@@ -50,7 +48,7 @@ class Leases:
             return [n for n, e in self._held.items() if e > now]
 
     def try_acquire(self, name: str) -> bool:
-        def run(txn: Any) -> float | None:
+        def run(txn: Txn) -> float | None:
             now = self.env.clock.time()
             exp = now + self.ttl
             doc = orjson.dumps({"owner": self.owner, "exp": exp}).decode()
@@ -78,7 +76,7 @@ class Leases:
             self.try_acquire(name)
 
     def release(self, name: str) -> None:
-        def run(txn: Any) -> None:
+        def run(txn: Txn) -> None:
             raw = txn.kv_get(self.NS, name, lock=True)
             if raw is not None and orjson.loads(raw)["owner"] == self.owner:
                 txn.kv_delete(self.NS, name)
@@ -91,7 +89,7 @@ class Leases:
         for name in list(self._held):
             self.release(name)
 
-    def check(self, txn: Any, name: str) -> None:
+    def check(self, txn: Txn, name: str) -> None:
         """Inside a transaction: fail unless this worker still holds ``name``."""
         raw = txn.kv_get(self.NS, name, lock=True)
         now = self.env.clock.time()

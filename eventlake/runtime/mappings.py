@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from ..resources.queue import Queue
+    from ..resources.stream import Stream
 
 POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 
@@ -23,7 +27,7 @@ class StreamMapping:
     bisect_on_error: bool = False
     parallelization_factor: int = 1
     report_batch_item_failures: bool = False
-    on_failure: Any = None  # a Queue or a Stream
+    on_failure: Queue | Stream | None = None
     # Internal: the most bytes of record data in one batch (Lambda's 6 MB request less
     # base64's growth); lake delivery raises it to its buffer size.
     max_batch_bytes: int = 6 * 1024 * 1024 * 3 // 4
@@ -79,7 +83,7 @@ class QueueMapping:
             raise ValidationError(f"{where}: maximum_concurrency must be 2-1000 or None")
 
 
-def _check_destination(where: str, dest: Any) -> None:
+def _check_destination(where: str, dest: object) -> None:
     from ..resources.queue import Queue
     from ..resources.stream import Stream
 

@@ -5,8 +5,9 @@ working on in memory, so a retry delivers the same records in the same order, as
 guarantees; the checkpoint moves only after success, a partial-failure report, or a discard
 to the failure destination, and always in a transaction that re-checks the lease.
 
-``poll_once`` never blocks: it returns ``True`` when it did something, or the time at which it
-next wants to run (``None``: when something new arrives). The runner decides how to wait.
+Both are pull triggers (``trigger.py``): ``poll_once`` never blocks; it says whether it did
+something, or the time at which it next wants to run (``None``: when something new arrives),
+and the runtime decides how to wait.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import LogRow
+from ..backends.base import LogRow, Txn
 from ..errors import EventlakeError, HandlerError, TooManyRequests
-from ..resources.stream import format_seq, shard_id
+from ..resources.queue import Message, Queue
+from ..resources.stream import Stream, format_seq, shard_id
 from .functions import Function, Invoker
 from .leases import LeaseLost, Leases
 from .mappings import QueueMapping, StreamMapping
 from .sources import Source
+from .trigger import PollResult, PullTrigger, TriggerContext
 
+Destination = Queue | Stream
 _DATA = operator.itemgetter(2)  # LogRow.data, for summing sizes in C
 
 
@@ -34,12 +38,6 @@ _DATA = operator.itemgetter(2)  # LogRow.data, for summing sizes in C
 class _Segment:
     rows: list[LogRow]
     end: int  # checkpoint to store when this segment is done
-
-
-@dataclass
-class PollResult:
-    worked: bool = False
-    wake_at: float | None = None
 
 
 def _partial_failures(resp: Any, ids: list[str]) -> tuple[int | None, str | None]:
@@ -65,9 +63,9 @@ def _partial_failures(resp: Any, ids: list[str]) -> tuple[int | None, str | None
     return lowest, None
 
 
-class StreamPoller:
+class StreamPoller(PullTrigger):
     def __init__(
-        self, rt: Any, fn: Function, mapping: StreamMapping, source: Source, shard: int, slot: int
+        self, rt: TriggerContext, fn: Function, mapping: StreamMapping, source: Source, shard: int, slot: int
     ) -> None:
         self.rt = rt
         self.env = rt.env
@@ -80,6 +78,7 @@ class StreamPoller:
         self.shard = shard
         self.slot = slot
         self.name = f"esm:{fn.name}:{source.log}:{shard}:{slot}"
+        self.lease = self.name
         self.segments: list[_Segment] = []
         self.attempts = 0
         self.not_before = 0.0
@@ -103,20 +102,23 @@ class StreamPoller:
         return int(seq), int(end) if end else None
 
     def _init_checkpoint(self) -> int:
-        def position(txn: Any) -> int:
+        def position(txn: Txn) -> int:
             pos = self.m.starting_position.upper()
             if pos == "TRIM_HORIZON":
                 return 0
             if pos == "LATEST":
                 return int(txn.log_last_seq(self.src.log, self.shard))
-            first = txn.log_first_seq_at(self.src.log, self.shard, self.m.starting_timestamp)
+            at = self.m.starting_timestamp
+            if at is None:  # (the mapping's validation refuses AT_TIMESTAMP without one)
+                return 0
+            first = txn.log_first_seq_at(self.src.log, self.shard, at)
             return int(txn.log_last_seq(self.src.log, self.shard)) if first is None else first - 1
 
         # The log may live in another backend than the checkpoint: find the position first,
         # then store it unless another worker stored one meanwhile.
         start = self.store.transaction(position, readonly=True)
 
-        def run(txn: Any) -> int:
+        def run(txn: Txn) -> int:
             raw = txn.kv_get("ckpt", self.name, lock=True)
             if raw is not None:
                 return int(raw.partition(":")[0])
@@ -131,14 +133,14 @@ class StreamPoller:
         return self._ck
 
     def _mark_inflight(self, end: int) -> None:
-        def run(txn: Any) -> None:
+        def run(txn: Txn) -> None:
             self.leases.check(txn, self.name)
             txn.kv_put("ckpt", self.name, f"{self._ck}:{end}")
 
         self.env.state.transaction(run)
         self._inflight = end
 
-    def _commit(self, txn: Any, seq: int, *, lease_checked: bool = False) -> None:
+    def _commit(self, txn: Txn, seq: int, *, lease_checked: bool = False) -> None:
         if not lease_checked:  # an atomic invocation checked it first in this transaction
             self.leases.check(txn, self.name)
         end = self._inflight if self._inflight is not None and self._inflight > seq else None
@@ -174,10 +176,10 @@ class StreamPoller:
             rows, end, size = [], after, 0
         simple = self.m.parallelization_factor == 1 and type(self.src).matches is Source.matches
         while len(rows) < want and not self._full:
-            chunk = self.store.transaction(
-                lambda t, a=end: t.log_read(self.src.log, self.shard, a, min(max(want, 100), 2000)),
-                readonly=True,
-            )
+            def read(t: Txn, a: int = end) -> list[LogRow]:
+                return t.log_read(self.src.log, self.shard, a, min(max(want, 100), 2000))
+
+            chunk = self.store.transaction(read, readonly=True)
             if upto is not None:
                 chunk = [r for r in chunk if r.seq <= upto]
             if not chunk:
@@ -208,6 +210,13 @@ class StreamPoller:
         ck = self._checkpoint()
         last = self.store.transaction(lambda t: t.log_last_seq(self.src.log, self.shard), readonly=True)
         return last > ck
+
+    def lag(self) -> dict[str, int]:
+        """From the stored checkpoint, not this poller's: another worker may hold the lease."""
+        raw = self.env.state.transaction(lambda t: t.kv_get("ckpt", self.name), readonly=True)
+        ck = int(raw.partition(":")[0]) if raw else 0
+        last = self.store.transaction(lambda t: t.log_last_seq(self.src.log, self.shard), readonly=True)
+        return {self.fn.name: max(0, last - ck)}
 
     # -- the loop body
     def poll_once(self, *, flush: bool = False) -> PollResult:
@@ -282,7 +291,7 @@ class StreamPoller:
         ids = [self.src.record_id(r) for r in seg.rows] if self.m.report_batch_item_failures else []
         outcome: dict[str, Any] = {}
 
-        def body(txn: Any | None) -> None:
+        def body(txn: Txn | None) -> None:
             if txn is not None:
                 # An atomic invocation runs inside its transaction: checking the lease first
                 # holds it (SQLite's write lock, PostgreSQL's row lock) until the commit, so a
@@ -343,7 +352,7 @@ class StreamPoller:
         doc = self._failure_doc(rows, condition, error)
         dest = self.rt.destination_for(self.fn, self.m.on_failure)
 
-        def run(txn: Any) -> None:
+        def run(txn: Txn) -> None:
             self._commit(txn, end)
             _send(dest, doc)
 
@@ -352,7 +361,7 @@ class StreamPoller:
         self._committed()
         self.rt.metrics.dead_lettered(self.fn.name, len(rows))
 
-    def _failure_doc(self, rows: list[LogRow], condition: str, error: HandlerError | None) -> Any:
+    def _failure_doc(self, rows: list[LogRow], condition: str, error: HandlerError | None) -> dict[str, Any]:
         s = self.env.settings
         from ..events.arns import function_arn
 
@@ -408,9 +417,7 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
-def _send(dest: Any, doc: Any) -> None:
-    from ..resources.queue import Queue
-
+def _send(dest: Destination, doc: dict[str, Any]) -> None:
     if isinstance(dest, Queue):
         dest.send(json.dumps(doc))
     else:
@@ -418,24 +425,24 @@ def _send(dest: Any, doc: Any) -> None:
 
 
 @dataclass
-class QueuePoller:
-    rt: Any
+class QueuePoller(PullTrigger):
+    rt: TriggerContext
     fn: Function
     m: QueueMapping
-    queue: Any
+    queue: Queue
     index: int = 0
     _window_start: float | None = field(default=None)
 
-    @property
-    def name(self) -> str:
-        return f"sqs:{self.fn.name}:{self.queue.name}:{self.index}"
-
-    @property
-    def wake_names(self) -> tuple[str, ...]:
-        return (self.queue.key,)
+    def __post_init__(self) -> None:
+        self.name = f"sqs:{self.fn.name}:{self.queue.name}:{self.index}"
+        self.wake_names = (self.queue.key,)
 
     def pending(self) -> bool:
         return len(self.queue) > 0
+
+    def lag(self) -> dict[str, int]:
+        # The pollers of one queue share its backlog: the first reports it.
+        return {self.fn.name: len(self.queue)} if self.index == 0 else {}
 
     def poll_once(self, *, flush: bool = False) -> PollResult:
         env = self.rt.env
@@ -452,7 +459,7 @@ class QueuePoller:
                 if now - self._window_start < self.m.batching_window_s:
                     return PollResult(False, self._window_start + self.m.batching_window_s)
         self._window_start = None
-        msgs: list[Any] = []
+        msgs: list[Message] = []
         while len(msgs) < self.m.batch_size:
             got = q.receive_now(min(10, self.m.batch_size - len(msgs)), q.visibility_timeout_s)
             if not got:
@@ -485,7 +492,7 @@ class QueuePoller:
             ]
         )
 
-        def body(txn: Any | None) -> None:
+        def body(txn: Txn | None) -> None:
             resp = self.rt.invoker.invoke(self.fn, event, inline=txn is not None, records=len(msgs))
             failed: set[str] = set()
             if self.m.report_batch_item_failures and isinstance(resp, dict) and resp.get("batchItemFailures"):

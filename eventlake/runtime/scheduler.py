@@ -12,9 +12,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
+from ..backends.base import Txn
 from ..resources.env import Env
+from .functions import Function
+from .mappings import StreamMapping
+from .pollers import StreamPoller
+from .sources import Source
+from .trigger import TriggerContext
 
 
 class Ticker:
@@ -49,7 +54,7 @@ class Ticker:
         """Fire the due tick if this worker wins it; return whether it fired."""
         now = self.env.clock.time()
 
-        def run(txn: Any) -> bool:
+        def run(txn: Txn) -> bool:
             raw = txn.kv_get("sched", self.key, lock=True)
             if raw is None:
                 # First start: begin counting from now; nothing is due yet.
@@ -67,3 +72,24 @@ class Ticker:
         if fired:
             self.env.signals.notify(self.log)
         return fired
+
+
+class SchedulePoller(StreamPoller):
+    """A schedule's trigger: claims due ticks in ``keep`` (in every worker: the claim decides
+    which one fires) and invokes them as any log's poller does, under a lease."""
+
+    def __init__(
+        self,
+        ctx: TriggerContext,
+        fn: Function,
+        mapping: StreamMapping,
+        source: Source,
+        shard: int,
+        slot: int,
+        ticker: Ticker,
+    ) -> None:
+        super().__init__(ctx, fn, mapping, source, shard, slot)
+        self.ticker = ticker
+
+    def keep(self) -> None:
+        self.ticker.tick()

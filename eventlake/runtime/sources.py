@@ -10,15 +10,19 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..backends.base import LogRow
+from ..backends.base import LogRow, StateBackend
 from ..events.kinesis import SEQ_WIDTH
 from ..expressions import load_avs
 from ..resources.env import Env
-from ..resources.stream import format_seq, shard_id
+from ..resources.stream import Stream, format_seq, shard_id
+
+if TYPE_CHECKING:
+    from ..resources.lake import Lake
+    from ..resources.table import Table
 
 
 class Source:
@@ -26,7 +30,7 @@ class Source:
     log = ""
     shards = 1
     failure_kind = "async"  # "kinesis" | "dynamodb" | "async"
-    store: Any = None  # the backend holding ``log``; None: the state backend
+    store: StateBackend | None = None  # the backend holding ``log``; None: the state backend
 
     def matches(self, row: LogRow) -> bool:
         return True
@@ -46,7 +50,7 @@ class KinesisSource(Source):
     kind = "kinesis"
     failure_kind = "kinesis"
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Stream) -> None:
         self.stream = stream
         self.log = stream.log
         self.shards = stream.shards
@@ -85,7 +89,7 @@ class TableStreamSource(Source):
     kind = "dynamodb"
     failure_kind = "dynamodb"
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Table) -> None:
         self.table = table
         self.log = table.log
         self.shards = table.stream_shards
@@ -145,7 +149,7 @@ class TableStreamSource(Source):
 class ObjectSource(Source):
     kind = "s3"
 
-    def __init__(self, lake: Any, prefix: str, suffix: str, events: Sequence[str]) -> None:
+    def __init__(self, lake: Lake, prefix: str, suffix: str, events: Sequence[str]) -> None:
         from ..resources.lake import EVENTS_LOG
 
         self.lake = lake
