@@ -283,5 +283,46 @@ def test_a_trigger_that_neither_polls_nor_serves_is_refused(app_factory) -> None
     def fn(event: Any, context: Any) -> None:
         pass
 
-    with pytest.raises(ValidationError, match=r"neither a pull trigger .* nor a push trigger"):
+    with pytest.raises(
+        ValidationError,
+        match=r"neither a pull trigger \(it lacks poll_once, wake_names\) nor a push trigger "
+        r"\(it lacks serve\)",
+    ):
+        app.drain()
+
+
+class Bare:
+    """Shaped like a pull trigger, but written without the protocol's defaults."""
+
+    name = "bare"
+    wake_names = ()
+
+    def poll_once(self, *, flush: bool = False) -> PollResult:
+        return PollResult()
+
+    def pending(self) -> bool:
+        return False
+
+
+class BareKind:
+    name = "test-bare"
+
+    def validate(self, config: object, function: str) -> None:
+        pass
+
+    def build(self, specs: Sequence[TriggerSpec], ctx: TriggerContext) -> Sequence[AnyTrigger]:
+        return [Bare()]  # type: ignore[list-item]
+
+
+register_kind(BareKind())
+
+
+def test_the_error_names_what_a_trigger_lacks(app_factory) -> None:
+    app: App = app_factory("bare")
+
+    @app.on_trigger("test-bare", None)
+    def fn(event: Any, context: Any) -> None:
+        pass
+
+    with pytest.raises(ValidationError, match=r"it lacks lease, start, stop, keep, lag\) nor"):
         app.drain()

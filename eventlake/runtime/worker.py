@@ -37,6 +37,17 @@ PUBLISH_EVERY_S = 0.5
 RETIRE_EVERY_S = 30.0
 
 
+def _not_a_trigger(t: object) -> str:
+    common = ("name", "lease", "start", "stop", "keep", "pending", "lag")
+    pull = [m for m in (*common, "poll_once", "wake_names") if not hasattr(t, m)]
+    push = [m for m in (*common, "serve") if not hasattr(t, m)]
+    return (
+        f"{t!r} (built by a trigger kind) is neither a pull trigger (it lacks {', '.join(pull)}) "
+        f"nor a push trigger (it lacks {', '.join(push)}); subclass PullTrigger or PushTrigger "
+        "from eventlake.runtime.trigger to inherit the defaults"
+    )
+
+
 @dataclass
 class DrainReport:
     invocations: int
@@ -72,10 +83,7 @@ class Runtime:
             elif isinstance(t, PushTrigger):
                 self.push.append(t)
             else:
-                raise ValidationError(
-                    f"trigger {getattr(t, 'name', t)!r} is neither a pull trigger (poll_once, "
-                    "wake_names) nor a push trigger (serve): see eventlake.runtime.trigger"
-                )
+                raise ValidationError(_not_a_trigger(t))
         self.leased = [t.lease for t in self.triggers if t.lease is not None]
 
     def destination_for(self, fn: Function, configured: Destination | None) -> Destination:
