@@ -86,6 +86,8 @@ class InboxKind:
 class LineServer:
     port: int = 0  # set by start()
     events: list[str] = field(default_factory=list)  # lifecycle, in order
+    fail_start: bool = False  # as a port in use would
+    fail_serving: int = 0  # how many times serve raises before it serves
 
 
 class LineTrigger(PushTrigger):
@@ -98,6 +100,8 @@ class LineTrigger(PushTrigger):
         self.inflight = 0
 
     def start(self) -> None:
+        if self.server.fail_start:
+            raise OSError("address already in use")
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.05)
         self.server.port = self.sock.getsockname()[1]
@@ -114,6 +118,9 @@ class LineTrigger(PushTrigger):
     def serve(self, stop: threading.Event) -> None:
         assert self.sock is not None
         self.server.events.append("serve")
+        if self.server.fail_serving:
+            self.server.fail_serving -= 1
+            raise RuntimeError("the server broke")
         while not stop.is_set():
             try:
                 conn, _ = self.sock.accept()
@@ -211,6 +218,48 @@ def test_a_push_kind_is_served_by_a_running_worker(app_factory) -> None:
         th.join(30)
     assert server.events == ["start", "serve", "stop"]
     assert app.metrics()["functions"]["echo"]["invocations"] == 1
+
+
+def test_a_push_trigger_that_fails_serving_serves_again(app_factory) -> None:
+    app: App = app_factory("pushfail")
+    server = LineServer(fail_serving=1)
+
+    @app.on_trigger("test-lines", server, name="echo")
+    def echo(event: dict[str, Any], context: Any) -> str:
+        return event["body"][::-1]
+
+    stop = threading.Event()
+    th = threading.Thread(target=app.run, kwargs={"stop": stop})
+    th.start()
+    try:
+        deadline = time.monotonic() + 30
+        while server.events.count("serve") < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as c, c.makefile("rwb") as f:
+            f.write(b"abc\n")
+            f.flush()
+            assert f.readline() == b"cba\n"
+    finally:
+        stop.set()
+        th.join(30)
+    assert server.events == ["start", "serve", "serve", "stop"]
+
+
+def test_a_trigger_that_cannot_start_fails_the_run_and_stops_the_started_ones(app_factory) -> None:
+    app: App = app_factory("pushstart")
+    first, second = LineServer(), LineServer(fail_start=True)
+
+    @app.on_trigger("test-lines", first, name="one")
+    def one(event: Any, context: Any) -> None:
+        pass
+
+    @app.on_trigger("test-lines", second, name="two")
+    def two(event: Any, context: Any) -> None:
+        pass
+
+    with pytest.raises(OSError, match="address already in use"):
+        app.run(stop=threading.Event())
+    assert first.events == ["start", "stop"] and second.events == []
 
 
 def test_drain_does_not_serve_push_triggers(app_factory) -> None:
