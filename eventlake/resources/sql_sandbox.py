@@ -396,6 +396,9 @@ class Sandbox:
             stderr=subprocess.DEVNULL,
             env=_worker_env(),
             close_fds=True,
+            # Workers outlive the directory they were started from (idle ones are reused by
+            # later apps); a worker whose working directory was deleted died on its next query.
+            cwd="/",
         )
         process = _Process(proc)
         assert proc.stdout is not None
