@@ -24,7 +24,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     help="eventlake: event-driven pipelines with AWS semantics, embedded or at scale.",
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error names paths whole: never wrapped mid-path
 
 
 def load_app(target: str) -> Any:
