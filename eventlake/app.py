@@ -69,7 +69,7 @@ class App:
         **settings: Any,
     ) -> None:
         state_obj = state_url if isinstance(state_url, StateBackend) else None
-        lake_obj = lake_url if isinstance(lake_url, ObjectStore) else None
+        lake_obj = None if lake_url is None or isinstance(lake_url, str) else lake_url
         self.settings = Settings.load(
             config,
             state_url=None if state_obj else state_url,

@@ -48,6 +48,7 @@ _FACTORIES: dict[tuple[str, str], _Ref] = {
     ("log", "postgresql"): _POSTGRES,
     ("log", "postgres"): _POSTGRES,
     ("objects", "file"): "eventlake.backends.objects:FileStore",
+    ("objects", "memory"): "eventlake.backends.objects:MemoryStore",
 }
 
 # Engines whose URLs can spell one store in several ways say how to tell (see same_store).

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
-from ..backends.objects import ObjectInfo, ObjectStore, check_key
+from ..ports.objects import ObjectInfo, ObjectStore, check_key
 from .env import Env
 from .stream import to_bytes
 
@@ -52,7 +53,9 @@ class Lake:
         return removed
 
     def local_path(self, key: str) -> str | None:
-        return self.store.local_path(key)
+        """The file holding the object, for readers of files (PyArrow); None if the store has none."""
+        root = self.store.local_root()
+        return None if root is None else os.path.join(root, check_key(key))
 
     def _event(self, name: str, key: str, size: int, etag: str) -> None:
         doc = json.dumps({"event": name, "key": key, "size": size, "etag": etag}).encode()

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EventlakeError, ValidationError
+from ..errors import EventlakeError, ResourceNotFound, ValidationError
 from . import sql_sandbox
 
 if TYPE_CHECKING:
@@ -84,36 +88,54 @@ class SqlEngine:
         self.catalog = catalog
         self.settings = settings
         self.path = settings.warehouse_path
-        root = getattr(lake.store, "root", None)
-        if root is None:
-            raise ValidationError(
-                f"SQL over the lake needs a local lake folder for now; lake_url {settings.lake_url!r} "
-                "is not one"
-            )
-        self.root = str(root)
 
     def close(self) -> None:
         """Nothing to release: sandbox workers are shared by the process and hold no app state."""
 
-    def _limits_hint(self) -> str:
-        return (
-            f"sql_timeout_s={self.settings.sql_timeout_s}, "
-            f"sql_memory_limit_mb={self.settings.sql_memory_limit_mb}"
-        )
+    @contextmanager
+    def _lake_root(self) -> Iterator[tuple[str, bool]]:
+        """The folder DuckDB reads the lake from, and whether it outlives this query. A store
+        without a local folder (``memory://``) is copied into a private one for the query: the
+        sandbox process cannot see this process's memory, and DuckDB reads files natively."""
+        root = self.lake.store.local_root()
+        if root is not None:
+            yield root, True
+            return
+        staged = tempfile.mkdtemp(prefix="eventlake-sql-")
+        try:
+            for info in self.lake.list():
+                path = os.path.join(staged, info.key)
+                try:
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, "wb") as f:
+                        f.write(self.lake.get(info.key))
+                except ResourceNotFound:
+                    continue  # deleted since the listing
+                except OSError as e:
+                    raise QueryError(
+                        f"lake object {info.key!r} cannot be copied for SQL ({e.strerror}): SQL reads "
+                        "objects as files, so no key may be a folder of another or have a segment "
+                        "over 255 bytes"
+                    ) from None
+            yield staged, False
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
 
     def _sandboxed(self, query: str) -> Any:
         """The query's result (an Arrow table) from the sandbox; eventlake errors only."""
         timeout = float(self.settings.sql_timeout_s)
         memory = int(self.settings.sql_memory_limit_mb)
         warehouse = os.path.abspath(self.path) if os.path.exists(self.path) else None
-        request = {
-            "query": query,
-            "roots": [self.root + "/"],
-            "warehouse": warehouse,
-            "setup": [self._view_sql(t) for t in self.catalog.tables()],
-        }
         try:
-            return sql_sandbox.sandbox(memory, 0).run(request, timeout)
+            with self._lake_root() as (root, lasting):
+                request = {
+                    "query": query,
+                    "roots": [root + "/"],
+                    "warehouse": warehouse,
+                    "setup": [self._view_sql(t, root) for t in self.catalog.tables()],
+                    "cache": lasting,
+                }
+                return sql_sandbox.sandbox(memory, 0).run(request, timeout)
         except sql_sandbox.SandboxError as e:
             where = f"\n  in: {query.strip()[:200]}"
             if e.kind == "refused":
@@ -124,10 +146,10 @@ class SqlEngine:
                     f"raise the setting sql_timeout_s to allow longer queries{where}"
                 ) from None
             if e.kind in ("memory", "died"):
-                detail = f" ({str(e).splitlines()[0]})" if str(e) else ""
+                likely = "most likely " if e.kind == "died" else ""
                 raise QueryError(
-                    f"query stopped: it needed more memory than sql_memory_limit_mb={memory} "
-                    f"allows{detail}; raise the setting sql_memory_limit_mb{where}"
+                    f"query stopped: {likely}it needed more memory than sql_memory_limit_mb={memory} "
+                    f"allows ({str(e).splitlines()[0]}); raise the setting sql_memory_limit_mb{where}"
                 ) from None
             if e.kind == "start":
                 raise QueryError(f"{e}; is eventlake importable by {sys.executable}?") from None
@@ -144,11 +166,12 @@ class SqlEngine:
         con = duckdb.connect(self.path, config={"memory_limit": f"{memory}MB"})
         timer = threading.Timer(timeout, con.interrupt)
         try:
-            for t in self.catalog.tables():
-                con.execute(self._view_sql(t))
-            timer.start()
-            rel = con.sql(query)
-            return rel.to_arrow_table() if rel is not None else pa.table({})
+            with self._lake_root() as (root, _):
+                for t in self.catalog.tables():
+                    con.execute(self._view_sql(t, root))
+                timer.start()
+                rel = con.sql(query)
+                return rel.to_arrow_table() if rel is not None else pa.table({})
         except duckdb.InterruptException:
             raise QueryError(
                 f"query stopped: it ran longer than sql_timeout_s={timeout:g} seconds; "
@@ -166,7 +189,7 @@ class SqlEngine:
             timer.cancel()
             con.close()
 
-    def _view_sql(self, t: Any) -> str:
+    def _view_sql(self, t: Any, root: str) -> str:
         name = _quote_ident(t.name)
         ext = ".parquet" if t.format == "parquet" else ".jsonl*"
         files = [
@@ -180,13 +203,13 @@ class SqlEngine:
                 or "NULL AS empty"
             )
             return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols} WHERE false"
-        glob = _quote_str(f"{self.root}/{t.prefix}**/*{ext}")
+        glob = _quote_str(f"{root}/{t.prefix}**/*{ext}")
         opts = "hive_partitioning=true, union_by_name=true"
         if t.format == "parquet":
             src = f"read_parquet({glob}, {opts}"
         else:
             src = f"read_json_auto({glob}, format='newline_delimited', {opts}"
-        extra = self._path_columns(t, files)
+        extra = self._path_columns(t, files, root)
         if not extra:
             return f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {src})"
         return (
@@ -194,12 +217,12 @@ class SqlEngine:
             f"{', '.join(extra)} FROM {src}, filename=true)"
         )
 
-    def _path_columns(self, t: Any, files: list[str]) -> list[str]:
+    def _path_columns(self, t: Any, files: list[str], root: str) -> list[str]:
         """Columns for bare-value partition folders (Firehose's ``2026/11/22/16/`` layout), cut
         out of each file's path. DuckDB pushes filters on them down to the file list, so a
         query on ``hour = 16`` opens only that hour's files, as it does for Hive folders."""
         data_columns = {c for c, _ in t.columns}
-        offset = len(f"{self.root}/{t.prefix}") + 1  # DuckDB strings are 1-based
+        offset = len(f"{root}/{t.prefix}") + 1  # DuckDB strings are 1-based
         out = []
         for i, (col, kind) in enumerate(zip(t.partitions, t.layout, strict=True)):
             if kind != "path" or col in data_columns:

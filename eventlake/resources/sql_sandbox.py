@@ -314,7 +314,8 @@ class SandboxError(Exception):
 
 def _worker_env() -> dict[str, str]:
     """The worker needs to import eventlake and nothing of the parent's secrets."""
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    # Absolute, since the worker starts in "/".
+    env = {"PYTHONPATH": os.pathsep.join(os.path.abspath(p) for p in sys.path if p)}
     for name in ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT"):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -438,7 +439,8 @@ class Sandbox:
             raise SandboxError("timeout", "") from None
         except (EOFError, BrokenPipeError, OSError):
             worker.kill()
-            raise SandboxError("died", "") from None
+            status = worker.proc.returncode
+            raise SandboxError("died", f"the sandbox process ended, status {status}") from None
         except BaseException:
             worker.kill()
             raise
