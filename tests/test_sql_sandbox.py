@@ -274,3 +274,59 @@ def test_trusted_queries_have_the_same_limits(make: Callable[..., App]) -> None:
 def test_limits_must_be_positive(make: Callable[..., App], setting: str) -> None:
     with pytest.raises(EventlakeError, match=setting):
         make(**{setting: 0})
+
+
+# -- fuzzing: statements stitched from the pieces of the escapes above
+
+_PREFIXES = ["", "EXPLAIN ", "EXPLAIN ANALYZE ", "EXPLAIN (FORMAT json) ", "WITH x AS (SELECT 1) ", "("]
+_BODIES = [
+    "SELECT sum(amount) FROM orders",
+    "COPY (SELECT 999999 AS amount) TO '{lake}/orders/customer=c0/part-0.parquet'",
+    "COPY orders TO '{lake}/orders/customer=c0/part-0.parquet' (FORMAT parquet)",
+    "CREATE MACRO sum(x) AS 42",
+    "CREATE OR REPLACE TEMP VIEW orders AS SELECT 42 AS amount",
+    "INSERT INTO orders VALUES (42)",
+    "SET VARIABLE v = 1",
+    "ATTACH '{lake}/x.duckdb' AS x",
+    "SELECT * FROM read_text('{lake}/../secret.txt')",
+    "SELECT * FROM query('SELECT 1')",
+    "SELECT * FROM enable_logging()",
+    "PRAGMA enable_profiling",
+    "CALL checkpoint()",
+    "PREPARE p AS SELECT 1",
+    "EXECUTE p",
+    "DROP VIEW orders",
+    "SELECT * FROM glob('{lake}/**')",
+    "VALUES (1)",
+]
+_JOINS = ["; ", " ", ")", " UNION ALL ", ";\n-- ", " /* ", "' ", "; EXPLAIN ANALYZE "]
+
+
+def test_fuzzed_statements_only_read(lake_app: App) -> None:
+    """Only eventlake errors escape, and no statement changes the lake or a later query."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    root = lake_app.lake.store.root  # type: ignore[attr-defined]
+    before = _object(lake_app)
+    pieces = st.tuples(st.sampled_from(_PREFIXES), st.sampled_from(_BODIES))
+    queries = st.lists(pieces, min_size=1, max_size=3).flatmap(
+        lambda parts: st.lists(st.sampled_from(_JOINS), min_size=len(parts) - 1, max_size=len(parts) - 1).map(
+            lambda joins: "".join(
+                p + b + (joins[i] if i < len(joins) else "") for i, (p, b) in enumerate(parts)
+            )
+        )
+    )
+
+    @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(queries)
+    def run(query: str) -> None:
+        try:
+            lake_app.sql(query.format(lake=root))
+        except (ValidationError, QueryError):
+            pass
+        assert lake_app.lake.keys() == ["orders/customer=c0/part-0.parquet"]
+        assert _object(lake_app) == before
+        assert lake_app.sql("SELECT sum(amount) FROM orders").rows() == [(6,)]
+
+    run()
