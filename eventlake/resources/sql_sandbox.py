@@ -158,6 +158,20 @@ def _explained(con: Any, text: str) -> str:
     return prefix + inner
 
 
+_CHECKER: Any = None
+
+
+def _checker() -> Any:
+    """A DuckDB instance that only parses: starting one costs more than checking a query."""
+    global _CHECKER
+    if _CHECKER is None:
+        import duckdb
+
+        _CHECKER = duckdb.connect(config={"enable_external_access": False})
+        _CHECKER.execute("SET lock_configuration=true")
+    return _CHECKER
+
+
 def checked_statements(query: str) -> list[str]:
     """The statements of ``query`` as they will run, each one a read; raises :class:`Refused`."""
     import duckdb
@@ -166,7 +180,7 @@ def checked_statements(query: str) -> list[str]:
     if not statements:
         raise Refused("empty query")
     out = []
-    checker = duckdb.connect(config={"enable_external_access": False})
+    checker = _checker().cursor()
     try:
         for st in statements:
             if st.type == duckdb.StatementType.SELECT:
@@ -245,9 +259,9 @@ class _Worker:
             for sql in request["setup"]:
                 con.execute(sql)
         try:
-            rel = None
-            for sql in statements:
-                rel = con.execute(sql)
+            for sql in statements[:-1]:
+                con.execute(sql).fetchall()  # reads: run for their errors, results dropped
+            rel = con.sql(statements[-1])
             table = rel.to_arrow_table() if rel is not None else pa.table({})
         finally:
             con.close()
