@@ -179,7 +179,7 @@ class App:
         from .runtime.sources import RawStreamSource
 
         try:
-            d = Delivery(self, name, source=source, **options)
+            d = Delivery(self.env, name, source=source, lake=self.lake, catalog=self.catalog, **options)
         except TypeError as e:
             raise ValidationError(f"delivery {name!r}: {e}") from None
         fn_name = f"delivery-{name}"

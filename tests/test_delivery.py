@@ -94,7 +94,9 @@ def test_transform_ok_dropped_and_failed(app: App) -> None:
     assert sorted(r["n"] for r in all_records(app, "out/")) == [0, 3]
     assert all(r["seen"] for r in all_records(app, "out/"))
     [failed] = all_records(app, "errors/processing-failed/")
-    assert failed["errorCode"] == "Lambda.FunctionError"
+    assert failed["errorCode"] == "Lambda.ProcessingFailedStatus"  # Firehose's code for that result
+    assert failed["lambdaArn"] == "arn:aws:lambda:us-east-1:123456789012:function:transform"
+    assert json.loads(base64.b64decode(failed["rawData"])) == {"n": 2}
 
 
 def test_a_malformed_transform_response_fails_every_record_with_the_reason(app: App) -> None:

@@ -4,20 +4,29 @@ A delivery is an internal consumer of its source stream, run by the same poller 
 triggers: records are buffered until ``buffer_mb`` or ``buffer_s`` is reached (Firehose's
 buffering hints), optionally transformed by a function that receives Firehose's
 transformation event, grouped by their evaluated prefix, and written as JSON Lines objects
-(gzip-compressed by default). Records that fail (not JSON, a failed transform, a missing
-partition field) are written under ``error_prefix`` with the reason; the rest are delivered.
+(gzip-compressed by default) or Parquet rows of a catalog table.
+
+A bad record never stops a delivery: one that is not JSON, fails its transform, yields a
+partition value that cannot be a key, or cannot become a Parquet row goes under
+``error_prefix`` with Firehose's error code and the reason (``delivery_records.py``), and
+the rest of the batch is delivered. A bad prefix is refused when the delivery is declared
+(``prefixes.py``). Only a failure of the lake itself makes the batch retry.
 
 Exactly once into the lake: an object's name is derived from the range of sequence numbers
 it holds (and the poller replays exactly that range after a crash), so a retry rewrites the
 same object with the same bytes instead of adding a second copy.
+
+Two paths produce the same lake. A batch of plain one-line JSON objects is parsed,
+checked and partitioned by PyArrow column-wise; anything unusual in it sends the whole
+batch down the record-by-record path, which is the reference and the one that reports.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import functools
 import gzip
-import json
 import os
 import re
 import time
@@ -26,208 +35,33 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import ValidationError
-from .env import check_name
+from ..events.arns import function_arn
+from ..events.firehose import check_response, transformation_event
+from .delivery_records import (
+    MAX_DEPTH,
+    RecordError,
+    compact,
+    error_document,
+    error_output_type,
+    nesting_depth,
+    parse_record,
+    text_problem,
+)
+from .env import Env, check_name
+from .prefixes import (
+    DEFAULT_PREFIX,
+    check_prefix,
+    compile_keys,
+    key_problem,
+    partition_layout,
+    render_prefix,
+    strftime,
+    value_problem,
+)
 
-DEFAULT_PREFIX = "!{timestamp:yyyy/MM/dd/HH}/"
-_EXPR = re.compile(r"!\{([^}]*)\}")
-_TIME_TOKENS = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S")]
-_FIELD = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class RecordError(Exception):
-    """A record that cannot be delivered; ``code`` is Firehose's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _time_format(fmt: str, expr: str) -> str:
-    out = fmt
-    for token, directive in _TIME_TOKENS:
-        out = out.replace(token, directive)
-    if re.search(r"[A-Za-z]", re.sub(r"%[YmdHMS]", "", out)):
-        raise ValidationError(
-            f"prefix expression {expr!r}: unsupported timestamp format {fmt!r}; use yyyy MM dd HH mm ss"
-        )
-    return out
-
-
-def compile_prefix(prefix: str, what: str = "prefix") -> list[tuple[str, str]]:
-    """Split a Firehose prefix into literal text and ``!{namespace:value}`` expressions."""
-    if not isinstance(prefix, str):
-        raise ValidationError(f"{what} must be a string, got {prefix!r}")
-    parts: list[tuple[str, str]] = []
-    pos = 0
-    for m in _EXPR.finditer(prefix):
-        parts.append(("text", prefix[pos : m.start()]))
-        ns, _, value = m.group(1).partition(":")
-        if ns == "timestamp":
-            parts.append(("time", _time_format(value, m.group(0))))
-        elif ns == "partitionKeyFromQuery":
-            if not _FIELD.match(value):
-                raise ValidationError(f"{what} {prefix!r}: bad field name in {m.group(0)}")
-            parts.append(("field", value))
-        elif ns == "firehose" and value in ("error-output-type", "random-string"):
-            parts.append(("firehose", value))
-        else:
-            raise ValidationError(
-                f"{what} {prefix!r}: unknown expression {m.group(0)}; use !{{timestamp:...}}, "
-                "!{partitionKeyFromQuery:field} or !{firehose:error-output-type}"
-            )
-        pos = m.end()
-    parts.append(("text", prefix[pos:]))
-    if "!{" in prefix[pos:]:
-        raise ValidationError(f"{what} {prefix!r}: unterminated expression")
-    return [p for p in parts if p != ("text", "")]
-
-
-_TIME_NAMES = {"yyyy": "year", "MM": "month", "dd": "day", "HH": "hour", "mm": "minute", "ss": "second"}
-
-
-def partition_layout(tail: str) -> tuple[list[str], list[str], dict[str, str]]:
-    """The partition columns a prefix (below the table's folder) makes: ``k=!{...}`` folders are
-    Hive columns; a folder that is exactly one expression is a bare-value column named after
-    the key (``!{partitionKeyFromQuery:year}`` → ``year``) or the time field
-    (``!{timestamp:yyyy/MM}`` → ``year``, ``month``). Reading stops at the first folder that is
-    neither, so a column is never guessed."""
-
-    def expand(m: re.Match[str]) -> str:
-        ns, _, value = m.group(1).partition(":")
-        if ns == "timestamp":
-            out = value
-            for token, name in _TIME_NAMES.items():
-                out = out.replace(token, "\x00" + name + "\x01")
-            return out
-        if ns == "partitionKeyFromQuery":
-            return "\x00" + value.rsplit(".", 1)[-1] + "\x01"
-        return "\x00?\x01"
-
-    names: list[str] = []
-    layout: list[str] = []
-    types: dict[str, str] = {}  # left to the SQL engine, which types values it sees
-    for seg in _EXPR.sub(expand, tail).split("/")[:-1]:
-        hive = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=\x00([A-Za-z_][A-Za-z0-9_]*)\x01", seg)
-        bare = re.fullmatch(r"\x00([A-Za-z_][A-Za-z0-9_]*)\x01", seg)
-        if hive:
-            name, kind = hive.group(1), "hive"
-        elif bare:
-            name, kind = bare.group(1), "path"
-        else:
-            break
-        if name in names:
-            break
-        names.append(name)
-        layout.append(kind)
-    return names, layout, types
-
-
-_JQ = re.compile(r'^\s*((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*(?:\|\s*strftime\(\s*"([^"]*)"\s*\)\s*)?$')
-
-
-def compile_keys(keys: Any, where: str) -> dict[str, Callable[[Any], Any]]:
-    """Firehose's metadata extraction: ``{"year": '.check_timestamp | strftime("%Y")'}`` (the
-    jq subset Firehose examples use: a field path, optionally piped into ``strftime`` of epoch
-    seconds) or a Python function of the record."""
-    if not isinstance(keys, dict) or not keys:
-        raise ValidationError(f"{where}: partition_keys must be a non-empty dict of name -> query")
-    out: dict[str, Callable[[Any], Any]] = {}
-    for name, q in keys.items():
-        if not isinstance(name, str) or not _FIELD.match(name):
-            raise ValidationError(f"{where}: partition key name {name!r} must be letters, digits, _ . -")
-        if callable(q):
-            out[name] = q
-            continue
-        m = _JQ.match(q) if isinstance(q, str) else None
-        if not m:
-            raise ValidationError(
-                f"{where}: partition key {name!r}: query {q!r} is not supported; use '.field', "
-                "'.a.b', '.field | strftime(\"%Y\")' or a Python function of the record"
-            )
-        path = m.group(1).split(".")[1:]
-        fmt = m.group(2)
-        out[name] = functools.partial(_jq_eval, path, fmt, name)
-    return out
-
-
-def _jq_eval(path: list[str], fmt: str | None, name: str, doc: Any) -> Any:
-    cur = doc
-    for part in path:
-        if not isinstance(cur, dict) or part not in cur:
-            raise RecordError(
-                "DynamicPartitioning.MetadataExtractionFailed",
-                f"partition key {name!r}: field {'.'.join(path)!r} is missing from the record",
-            )
-        cur = cur[part]
-    if fmt is None:
-        return cur
-    if isinstance(cur, bool) or not isinstance(cur, (int, float)):
-        raise RecordError(
-            "DynamicPartitioning.MetadataExtractionFailed",
-            f"partition key {name!r}: strftime needs epoch seconds, got {cur!r:.40}",
-        )
-    try:
-        return _strftime(fmt, int(cur))
-    except (OverflowError, OSError, ValueError):
-        raise RecordError(
-            "DynamicPartitioning.MetadataExtractionFailed",
-            f"partition key {name!r}: {cur!r} is not a usable time",
-        ) from None
-
-
-@functools.lru_cache(maxsize=4096)
-def _strftime(fmt: str, second: int) -> str:
-    return time.strftime(fmt, time.gmtime(second))
-
-
-def render_prefix(
-    parts: list[tuple[str, str]],
-    ts: float,
-    doc: Any,
-    error_type: str = "",
-    keys: dict[str, Callable[[Any], Any]] | None = None,
-) -> str:
-    out = []
-    for kind, value in parts:
-        if kind == "text":
-            out.append(value)
-        elif kind == "time":
-            out.append(_strftime(value, int(ts)))
-        elif kind == "firehose":
-            out.append(error_type if value == "error-output-type" else "0")
-        else:
-            if keys is not None:
-                try:
-                    cur = keys[value](doc)
-                except RecordError:
-                    raise
-                except Exception as e:
-                    raise RecordError(
-                        "DynamicPartitioning.MetadataExtractionFailed",
-                        f"partition key {value!r}: {type(e).__name__}: {e}",
-                    ) from None
-            else:
-                cur = doc
-                for part in value.split("."):
-                    if not isinstance(cur, dict) or part not in cur:
-                        raise RecordError(
-                            "DynamicPartitioning.MetadataExtractionFailed",
-                            f"field {value!r} is missing from the record",
-                        )
-                    cur = cur[part]
-            if isinstance(cur, (dict, list)) or cur is None:
-                raise RecordError(
-                    "DynamicPartitioning.MetadataExtractionFailed",
-                    f"field {value!r} is not a scalar value",
-                )
-            text = str(cur).lower() if isinstance(cur, bool) else str(cur)
-            if "/" in text or text in ("", ".", ".."):
-                raise RecordError(
-                    "DynamicPartitioning.MetadataExtractionFailed",
-                    f"field {value!r} has a value that cannot be a key segment: {text!r}",
-                )
-            out.append(text)
-    return "".join(out)
+# An outcome per record: (sequence number, data, arrival, failure or None); Dropped ones are gone.
+Outcome = tuple[str, bytes, float, RecordError | None]
+_FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class Delivery:
@@ -237,10 +71,12 @@ class Delivery:
 
     def __init__(
         self,
-        app: Any,
+        env: Env,
         name: str,
         *,
         source: Any,
+        lake: Any,
+        catalog: Any,
         prefix: str | None = None,
         error_prefix: str = "errors/!{firehose:error-output-type}/",
         buffer_mb: float = 5,
@@ -254,31 +90,34 @@ class Delivery:
         from .stream import Stream
 
         check_name("delivery", name)
+        where = f"delivery {name!r}"
         if not isinstance(source, Stream):
-            raise ValidationError(f"delivery {name!r}: source must be a Stream, got {source!r}")
+            raise ValidationError(f"{where}: source must be a Stream, got {source!r}")
         if not 1 <= buffer_mb <= 128:
-            raise ValidationError(f"delivery {name!r}: buffer_mb must be 1-128 (Firehose's range)")
+            raise ValidationError(f"{where}: buffer_mb must be 1-128 (Firehose's range)")
         if not 0 <= buffer_s <= 900:
-            raise ValidationError(f"delivery {name!r}: buffer_s must be 0-900 (Firehose's range)")
+            raise ValidationError(f"{where}: buffer_s must be 0-900 (Firehose's range)")
         if format not in ("jsonl", "parquet"):
-            raise ValidationError(f"delivery {name!r}: format must be 'jsonl' or 'parquet', got {format!r}")
+            raise ValidationError(f"{where}: format must be 'jsonl' or 'parquet', got {format!r}")
         if compression not in ("gzip", "zstd", None):
-            raise ValidationError(f"delivery {name!r}: compression must be 'gzip', 'zstd' or None")
+            raise ValidationError(f"{where}: compression must be 'gzip', 'zstd' or None")
         if transform is not None and not callable(transform):
-            raise ValidationError(f"delivery {name!r}: transform must be a function (event, context)")
-        self.app = app
+            raise ValidationError(f"{where}: transform must be a function (event, context)")
+        self.env = env
         self.name = name
         self.source = source
-        self.prefix_parts = compile_prefix(prefix if prefix is not None else DEFAULT_PREFIX)
-        self.error_parts = compile_prefix(error_prefix, "error_prefix")
-        if any(k == "field" for k, _ in self.error_parts):
-            raise ValidationError("error_prefix cannot use partitionKeyFromQuery")
-        self.keys = compile_keys(partition_keys, f"delivery {name!r}") if partition_keys is not None else None
+        self.lake = lake
+        self.catalog = catalog
+        static = prefix if prefix is not None else DEFAULT_PREFIX
+        self.prefix_parts = check_prefix(static, "prefix", where, name)
+        self.error_parts = check_prefix(error_prefix, "error_prefix", where, name)
+        self.dynamic = any(k == "field" for k, _ in self.prefix_parts)
+        self.keys = compile_keys(partition_keys, where) if partition_keys is not None else None
         if self.keys is not None:
             for kind, value in self.prefix_parts:
                 if kind == "field" and value not in self.keys:
                     raise ValidationError(
-                        f"delivery {name!r}: the prefix uses !{{partitionKeyFromQuery:{value}}} but "
+                        f"{where}: the prefix uses !{{partitionKeyFromQuery:{value}}} but "
                         f"partition_keys defines only {sorted(self.keys)}"
                     )
         self.buffer_bytes = int(buffer_mb * 1024 * 1024)
@@ -287,7 +126,6 @@ class Delivery:
         self.format = format
         self.transform = transform
         self.table = table or (name.replace("-", "_") if format == "parquet" else None)
-        static = prefix if prefix is not None else DEFAULT_PREFIX
         head = static.split("!{", 1)[0]
         self.table_prefix = head[: head.rfind("/") + 1]  # the folder every object lands under
         self.partitions, self.layout, self.partition_types = partition_layout(
@@ -319,82 +157,114 @@ class Delivery:
             fast = self._fast_parquet if self.format == "parquet" else self._fast_jsonl
             if fast(rows, name):
                 return
-        items = [(format_seq(r.seq), r.data, r.ts) for r in rows]
-        outputs = (
-            self._transform(items, context)
-            if self.transform
-            else [(seq, "Ok", data, ts, "") for seq, data, ts in items]
-        )
-        groups: dict[str, list[Any]] = {}
-        errors: dict[str, list[bytes]] = {}
+            outcomes: list[Outcome] = [(format_seq(r.seq), r.data, r.ts, None) for r in rows]
+        else:
+            outcomes = self._transform(rows, event["shard"], context)
+        self._deliver(outcomes, name)
+
+    def _deliver(self, outcomes: list[Outcome], name: str) -> None:
+        """The record-by-record path: every record is delivered or goes to the error prefix."""
+        groups: dict[str, list[tuple[str, bytes, float, Any]]] = {}
+        errors: list[tuple[RecordError, str, bytes, float]] = []
         parquet = self.format == "parquet"
-        for seq, result, data, ts, reason in outputs:
-            if result == "Dropped":
-                continue
+        tail = len(name.encode()) + len(self.suffix)
+        for seq, data, ts, failure in outcomes:
             try:
-                if result != "Ok":
-                    raise RecordError("Lambda.FunctionError", reason or "the transform failed the record")
-                try:
-                    doc = json.loads(data)
-                except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                    raise RecordError("InvalidJSON", f"record is not valid JSON: {e}") from None
+                if failure is not None:
+                    raise failure
+                doc = parse_record(data)
                 key = render_prefix(self.prefix_parts, ts, doc, keys=self.keys)
+                problem = key_problem(key, tail) if self.dynamic else None
+                if problem:
+                    raise RecordError("DynamicPartitioning.MetadataExtractionFailed", problem)
                 if parquet:
                     if not isinstance(doc, dict):
                         raise RecordError(
                             "DataFormatConversion.NotAnObject",
                             "a record must be a JSON object to become a Parquet row",
                         )
+                    problem = text_problem(data, doc)
+                    if problem:
+                        raise RecordError("DataFormatConversion.Malformed", problem)
                     groups.setdefault(key, []).append((seq, data, ts, doc))
                 else:
                     # Firehose delivers the bytes it was given; only a record that spans lines
                     # is re-serialised, so that the object stays one record per line.
-                    if b"\n" in data or b"\r" in data:
-                        data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-                    groups.setdefault(key, []).append(data)
+                    line = compact(doc) if b"\n" in data or b"\r" in data else data
+                    groups.setdefault(key, []).append((seq, data, ts, line))
             except RecordError as e:
-                self._error(errors, e, seq, data, ts)
+                errors.append((e, seq, data, ts))
         if parquet:
             if groups:
                 self._write_parquet(groups, errors, name)
         else:
-            for key, lines in sorted(groups.items()):
-                self._write(f"{key}{name}{self.suffix}", lines)
-                self.delivered += len(lines)
-        for key, lines in sorted(errors.items()):
-            # Error records are always JSON Lines, whatever the delivery's format.
-            err_suffix = ".jsonl.gz" if self.format == "parquet" else self.suffix
-            self._write(f"{key}{name}{err_suffix}", lines, "gzip" if self.format == "parquet" else None)
-            self.failed += len(lines)
+            for key, recs in sorted(groups.items()):
+                body = self._encode([line for (_, _, _, line) in recs])
+                if self._put(f"{key}{name}{self.suffix}", body, recs, errors):
+                    self.delivered += len(recs)
+        self._write_errors(errors, name)
 
-    def _error(
-        self, errors: dict[str, list[bytes]], e: RecordError, seq: str, data: bytes, ts: float
-    ) -> None:
-        if e.code == "Lambda.FunctionError":
-            etype = "processing-failed"
-        elif e.code.startswith("DynamicPartitioning"):
-            etype = "partitioning-failed"
-        else:
-            etype = "format-conversion-failed"
-        ekey = render_prefix(self.error_parts, ts, None, etype)
-        errors.setdefault(ekey, []).append(
-            json.dumps(
-                {
-                    "attemptsMade": 1,
-                    "arrivalTimestamp": int(ts * 1000),
-                    "errorCode": e.code,
-                    "errorMessage": str(e),
-                    "attemptEndingTimestamp": int(ts * 1000),
-                    "rawData": base64.b64encode(data).decode(),
-                    "sequenceNumber": seq,
-                    "deliveryStreamName": self.name,
-                }
-            ).encode()
-        )
+    def _put(
+        self,
+        key: str,
+        body: bytes,
+        recs: list[tuple[str, bytes, float, Any]],
+        errors: list[tuple[RecordError, str, bytes, float]],
+    ) -> bool:
+        """Write one object; a key the lake refuses sends its records to the error prefix
+        (when it came from the records' values) instead of failing the batch for ever."""
+        try:
+            self.lake.put(key, body)
+            return True
+        except (ValidationError, OSError) as e:
+            if not self.dynamic or (
+                isinstance(e, OSError) and e.errno not in (errno.ENAMETOOLONG, errno.EILSEQ)
+            ):
+                raise
+            for seq, data, ts, _ in recs:
+                errors.append(
+                    (
+                        RecordError(
+                            "DynamicPartitioning.MetadataExtractionFailed",
+                            f"the lake refused key {key[:200]!r}: {e}",
+                        ),
+                        seq,
+                        data,
+                        ts,
+                    )
+                )
+            return False
+
+    def _write_errors(self, errors: list[tuple[RecordError, str, bytes, float]], name: str) -> None:
+        s = self.env.settings
+        arn = None
+        if self.transform is not None:
+            fn = getattr(self.transform, "__name__", "")
+            fn = fn if _FUNCTION.match(fn) else f"{self.name}-transform"
+            arn = function_arn(fn, region=s.region, account=s.account)
+        table = None
+        if self.format == "parquet" and self.table is not None:
+            table = {
+                "catalogId": s.account,
+                "databaseName": self.env.app_name,
+                "tableName": self.table,
+                "region": s.region,
+            }
+        by_key: dict[str, list[bytes]] = {}
+        for e, seq, data, ts in errors:
+            ekey = render_prefix(self.error_parts, ts, None, error_output_type(e.code))
+            doc = error_document(e, seq, data, ts, delivery=self.name, lambda_arn=arn, catalog_table=table)
+            by_key.setdefault(ekey, []).append(doc)
+        # Error records are always JSON Lines, whatever the delivery's format.
+        compression = "gzip" if self.format == "parquet" else self.compression
+        suffix = ".jsonl.gz" if self.format == "parquet" else self.suffix
+        for key, lines in sorted(by_key.items()):
+            self.lake.put(f"{key}{name}{suffix}", self._encode(lines, compression))
+            self.failed += len(lines)
 
     def _create_table(self) -> None:
         assert self.table is not None
-        self.app.catalog.create_table(
+        self.catalog.create_table(
             self.table,
             prefix=self.table_prefix,
             format="parquet",
@@ -412,9 +282,17 @@ class Delivery:
         import pyarrow as pa
         import pyarrow.json as pj
 
-        buf = b"\n".join([r.data for r in rows])
+        datas = [r.data for r in rows]
+        buf = b"\n".join(datas)
         if buf.count(b"\n") != len(rows) - 1 or b"\r" in buf:
             return None  # one record per line is what makes the batch parseable as a whole
+        if max(map(len, datas)) > 2 * MAX_DEPTH:  # a shorter record cannot nest too deep
+            for d in datas:
+                crowded = len(d) > 2 * MAX_DEPTH and d.count(b"[") + d.count(b"{") > MAX_DEPTH
+                if crowded and nesting_depth(d) > MAX_DEPTH:
+                    return None  # PyArrow would take minutes; the careful path refuses it
+        if b"NaN" in buf or b"Infinity" in buf:
+            return None  # PyArrow reads these; they are not JSON, and the careful path says so
         parse = pj.ParseOptions(newlines_in_values=False)
         if schema is not None:
             parse = pj.ParseOptions(
@@ -427,9 +305,14 @@ class Delivery:
                 read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(buf) // 4 + 1, 16 << 20))),
                 parse_options=parse,
             )
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+            if not buf.isascii():
+                parsed.validate(full=True)  # PyArrow's JSON reader passes invalid UTF-8 through
+            names = parsed.column_names
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError, UnicodeDecodeError):
             return None
-        return parsed if parsed.num_rows == len(rows) else None
+        if parsed.num_rows != len(rows):
+            return None
+        return parsed if len(set(names)) == len(names) else None
 
     def _fast_parquet(self, rows: list[Any], name: str) -> bool:
         """The whole batch parsed and converted by PyArrow in C++, when every record is a plain
@@ -444,7 +327,7 @@ class Delivery:
 
         from .catalog import _COLUMN, ARROW_TYPES
 
-        catalog = self.app.catalog
+        catalog = self.catalog
         assert self.table is not None
         current = catalog.get(self.table)
         known = {c: ARROW_TYPES[t] for c, t in current.columns} if current else {}
@@ -480,7 +363,7 @@ class Delivery:
         table = pa.Table.from_arrays(
             arrays, schema=pa.schema([(c, ARROW_TYPES[t]) for c, t in table_def.columns])
         )
-        keys = self._batch_keys(parsed, rows)
+        keys = self._batch_keys(parsed, rows, name)
         if keys is None:
             return False
         groups: dict[str, list[int]] = {}
@@ -492,7 +375,7 @@ class Delivery:
             part = table if len(groups) == 1 else table.take(pa.array(idx, pa.int64()))
             out = io.BytesIO()
             pq.write_table(part, out, compression=self.compression or "none")
-            self.app.lake.put(f"{key}{name}{self.suffix}", out.getvalue())
+            self.lake.put(f"{key}{name}{self.suffix}", out.getvalue())
             return int(part.num_rows)
 
         # Compression runs in C++ without the GIL: one partition per core at a time.
@@ -513,18 +396,18 @@ class Delivery:
         parsed = self._parse_batch(rows)
         if parsed is None:
             return False
-        keys = self._batch_keys(parsed, rows)
+        keys = self._batch_keys(parsed, rows, name)
         if keys is None:
             return False
         groups: dict[str, list[bytes]] = {}
         for r, k in zip(rows, keys, strict=True):
             groups.setdefault(k, []).append(r.data)
         for key, lines in sorted(groups.items()):
-            self._write(f"{key}{name}{self.suffix}", lines)
+            self.lake.put(f"{key}{name}{self.suffix}", self._encode(lines))
             self.delivered += len(lines)
         return True
 
-    def _batch_keys(self, parsed: Any, rows: list[Any]) -> list[str] | None:
+    def _batch_keys(self, parsed: Any, rows: list[Any], name: str) -> list[str] | None:
         """Each record's evaluated prefix, column-wise; None when a record needs the careful path."""
         import pyarrow as pa
 
@@ -533,7 +416,7 @@ class Delivery:
             if kind == "text":
                 per_part.append(value)
             elif kind == "time":
-                per_part.append([_strftime(value, int(r.ts)) for r in rows])
+                per_part.append([strftime(value, int(r.ts)) for r in rows])
             elif kind == "firehose":
                 return None
             else:
@@ -556,114 +439,124 @@ class Delivery:
                 if fmt is not None:
                     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
                         return None
-                    text = [_strftime(fmt, int(v)) for v in values]
+                    try:
+                        text = [strftime(fmt, int(v)) for v in values]
+                    except (OverflowError, OSError, ValueError):
+                        return None
                 elif pa.types.is_boolean(col.type):
                     text = ["true" if v else "false" for v in values]
                 elif pa.types.is_floating(col.type):
-                    text = [str(v) for v in values]
+                    return None  # "1e+20" or "100000000000000000000": the record's text decides
                 else:
                     text = [v if isinstance(v, str) else str(v) for v in values]
-                if any(not t or "/" in t or t in (".", "..") for t in set(text)):
+                if any(value_problem(t) for t in set(text)):
                     return None
                 per_part.append(text)
         if all(isinstance(p, str) for p in per_part):
-            return ["".join(per_part)] * len(rows)
-        cols = [p if isinstance(p, list) else [p] * len(rows) for p in per_part]
-        return ["".join(t) for t in zip(*cols, strict=True)]
+            keys = ["".join(per_part)] * len(rows)
+        else:
+            cols = [p if isinstance(p, list) else [p] * len(rows) for p in per_part]
+            keys = ["".join(t) for t in zip(*cols, strict=True)]
+        if self.dynamic:
+            tail = len(name.encode()) + len(self.suffix)
+            if any(key_problem(k, tail) for k in set(keys)):
+                return None
+        return keys
 
-    def _write_parquet(self, groups: dict[str, list[Any]], errors: dict[str, list[bytes]], name: str) -> None:
+    def _write_parquet(
+        self,
+        groups: dict[str, list[tuple[str, bytes, float, Any]]],
+        errors: list[tuple[RecordError, str, bytes, float]],
+        name: str,
+    ) -> None:
         import io
 
         import pyarrow.parquet as pq
 
-        from .catalog import convert
-
-        catalog = self.app.catalog
         assert self.table is not None
-        if catalog.get(self.table) is None:
+        if self.catalog.get(self.table) is None:
             self._create_table()
-        docs = [doc for rows in groups.values() for (_, _, _, doc) in rows]
-        table_def = catalog.evolve(self.table, docs)
-        for key, rows in sorted(groups.items()):
-            arrow, bad = convert(table_def, [doc for (_, _, _, doc) in rows])
+        docs = [doc for recs in groups.values() for (_, _, _, doc) in recs]
+        table_def = self.catalog.evolve(self.table, docs)
+        for key, recs in sorted(groups.items()):
+            arrow, bad = _convert(table_def, [doc for (_, _, _, doc) in recs])
             for i, reason in bad:
-                seq, data, ts, _ = rows[i]
-                self._error(errors, RecordError("DataFormatConversion.Malformed", reason), seq, data, ts)
+                seq, data, ts, _ = recs[i]
+                errors.append((RecordError("DataFormatConversion.Malformed", reason), seq, data, ts))
             if arrow.num_rows:
+                bad_rows = {i for i, _ in bad}
+                good = [r for i, r in enumerate(recs) if i not in bad_rows]
+
                 buf = io.BytesIO()
                 pq.write_table(arrow, buf, compression=self.compression or "none")
-                self.app.lake.put(f"{key}{name}{self.suffix}", buf.getvalue())
-                self.delivered += arrow.num_rows
+                if self._put(f"{key}{name}{self.suffix}", buf.getvalue(), good, errors):
+                    self.delivered += arrow.num_rows
 
-    def _write(self, key: str, lines: list[bytes], compression: str | None = None) -> None:
+    def _encode(self, lines: list[bytes], compression: str | None = None) -> bytes:
         body = b"\n".join(lines) + b"\n"
         compression = compression or self.compression
         if compression == "gzip":
-            body = gzip.compress(body, mtime=0)  # no timestamp inside: a rewrite is byte-identical
-        elif compression == "zstd":
+            return gzip.compress(body, mtime=0)  # no timestamp inside: a rewrite is byte-identical
+        if compression == "zstd":
             import zstandard
 
-            body = zstandard.ZstdCompressor().compress(body)
-        self.app.lake.put(key, body)
+            return bytes(zstandard.ZstdCompressor().compress(body))
+        return body
 
-    def _transform(
-        self, items: list[tuple[str, bytes, float]], context: Any
-    ) -> list[tuple[str, str, bytes, float, str]]:
-        s = self.app.settings
-        arn = f"arn:aws:firehose:{s.region}:{s.account}:deliverystream/{self.name}"
-        event = {
-            "invocationId": f"{self.name}-{items[0][0]}",
-            "deliveryStreamArn": arn,
-            "region": s.region,
-            "records": [
-                {
-                    "recordId": seq,
-                    "approximateArrivalTimestamp": int(ts * 1000),
-                    "data": base64.b64encode(data).decode(),
-                }
-                for seq, data, ts in items
-            ],
-        }
+    def _transform(self, rows: list[Any], shard: str, context: Any) -> list[Outcome]:
+        """Firehose's data transformation: the function sees the batch as Firehose's event and
+        answers per record Ok (with new data), Dropped or ProcessingFailed."""
+        s = self.env.settings
+        event = transformation_event(
+            rows,
+            delivery_name=self.name,
+            stream_name=self.source.name,
+            shard_id=shard,
+            region=s.region,
+            account=s.account,
+        )
+        given = [(r["recordId"], row.data, row.ts) for r, row in zip(event["records"], rows, strict=True)]
         try:
             resp = self.transform(event, context)  # type: ignore[misc]
+            problem = check_response(resp, {seq for seq, _, _ in given})
         except Exception as e:
-            return [
-                (seq, "ProcessingFailed", data, ts, f"transform raised {type(e).__name__}: {e}")
-                for seq, data, ts in items
-            ]
-        by_id = {seq: (data, ts) for seq, data, ts in items}
-        problem = _check_response(resp, by_id)
+            problem = ("Lambda.FunctionError", f"transform raised {type(e).__name__}: {e}")
         if problem:
-            return [(seq, "ProcessingFailed", data, ts, problem) for seq, data, ts in items]
-        out = []
-        for r in resp["records"]:
-            _, ts = by_id[r["recordId"]]
-            data = base64.b64decode(r["data"]) if r["result"] == "Ok" else by_id[r["recordId"]][0]
-            out.append((r["recordId"], r["result"], data, ts, "the transform returned ProcessingFailed"))
+            return [(seq, data, ts, RecordError(*problem)) for seq, data, ts in given]
+        by_id = {r["recordId"]: r for r in resp["records"]}
+        out: list[Outcome] = []
+        for seq, data, ts in given:
+            r = by_id[seq]
+            if r["result"] == "Ok":
+                out.append((seq, base64.b64decode(r.get("data", "")), ts, None))
+            elif r["result"] == "ProcessingFailed":
+                failed = RecordError(
+                    "Lambda.ProcessingFailedStatus", "ProcessingFailed status set for record"
+                )
+                out.append((seq, data, ts, failed))
         return out
 
 
-def _check_response(resp: Any, by_id: dict[str, Any]) -> str | None:
-    """Why a transform response is unusable (as Firehose checks it), or None."""
-    if not isinstance(resp, dict) or not isinstance(resp.get("records"), list):
-        return "the transform must return {'records': [...]}"
-    seen = set()
-    for r in resp["records"]:
-        if not isinstance(r, dict):
-            return "each returned record must be an object"
-        rid = r.get("recordId")
-        if rid not in by_id:
-            return f"the transform returned an unknown recordId {rid!r}"
-        if rid in seen:
-            return f"the transform returned recordId {rid!r} twice"
-        seen.add(rid)
-        if r.get("result") not in ("Ok", "Dropped", "ProcessingFailed"):
-            return f"record {rid}: result must be Ok, Dropped or ProcessingFailed, got {r.get('result')!r}"
-        if r["result"] == "Ok":
-            try:
-                base64.b64decode(r.get("data", ""), validate=True)
-            except (ValueError, TypeError):
-                return f"record {rid}: data is not valid base64"
-    if seen != set(by_id):
-        return f"the transform returned {len(seen)} of {len(by_id)} records; every record must come back"
-    return None
+def _convert(table_def: Any, docs: list[dict[str, Any]]) -> tuple[Any, list[tuple[int, str]]]:
+    """The catalog's conversion, with a record it cannot handle reported rather than raised:
+    when the batch raises, each record is converted alone to find the ones at fault."""
+    from .catalog import convert
+
+    try:
+        return convert(table_def, docs)
+    except Exception:
+        pass
+    bad: list[tuple[int, str]] = []
+    good: list[dict[str, Any]] = []
+    for i, doc in enumerate(docs):
+        try:
+            _, b = convert(table_def, [doc])
+        except Exception as e:
+            bad.append((i, f"{type(e).__name__}: {str(e)[:200]}"))
+            continue
+        if b:
+            bad.append((i, b[0][1]))
+        else:
+            good.append(doc)
+    arrow, _ = convert(table_def, good)
+    return arrow, bad
