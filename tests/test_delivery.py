@@ -195,3 +195,43 @@ def test_json_lines_keep_the_bytes_as_put_on_both_paths(app: App) -> None:
     s.put(b'{"store": "S3",\n "n": 4}', "x")  # one record over two lines
     app.drain()
     assert objects("fast/")["S3"] == b'{"store":"S3","n":4}\n'
+
+
+def test_the_transformation_event_is_firehose_s_for_a_stream_source(app: App) -> None:
+    """Powertools' parser model and data class read the event as Lambda would receive it
+    from a Kinesis-sourced Firehose stream: the source stream's ARN and, per record, the
+    stream record's shard, partition key, sequence number and arrival time."""
+    from aws_lambda_powertools.utilities.data_classes import KinesisFirehoseEvent
+    from aws_lambda_powertools.utilities.parser import parse
+    from aws_lambda_powertools.utilities.parser.models import KinesisFirehoseModel
+
+    s = app.stream("in", shards=2)
+    events: list[dict] = []
+
+    def transform(event, context):
+        events.append(event)
+        return {"records": [{"recordId": r["recordId"], "result": "Dropped"} for r in event["records"]]}
+
+    app.delivery("t", source=s, prefix="out/", transform=transform)
+    put = [s.put({"n": n}, f"pk-{n}") for n in range(4)]
+    app.drain()
+    by_seq = {(p.shard_id, p.sequence_number): f"pk-{n}" for n, p in enumerate(put)}
+    seen = []
+    for event in events:
+        model = parse(event=event, model=KinesisFirehoseModel)
+        assert model.deliveryStreamArn == "arn:aws:firehose:us-east-1:123456789012:deliverystream/t"
+        assert model.sourceKinesisStreamArn == "arn:aws:kinesis:us-east-1:123456789012:stream/in"
+        for record in model.records:
+            meta = record.kinesisRecordMetadata
+            assert meta is not None
+            assert meta.partitionKey == by_seq[meta.shardId, meta.sequenceNumber]
+            assert meta.subsequenceNumber == 0
+            assert meta.approximateArrivalTimestamp == record.approximateArrivalTimestamp
+            assert json.loads(record.data) == {"n": int(meta.partitionKey[3:])}
+            seen.append((meta.shardId, meta.sequenceNumber))
+        wrapped = KinesisFirehoseEvent(event)
+        assert wrapped.source_kinesis_stream_arn == model.sourceKinesisStreamArn
+        for r in wrapped.records:
+            assert r.metadata is not None and r.metadata.sequence_number == r.record_id
+            assert r.metadata.shard_id in ("shardId-000000000000", "shardId-000000000001")
+    assert sorted(seen) == sorted(by_seq)
