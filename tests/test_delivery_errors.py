@@ -91,6 +91,9 @@ def test_a_key_over_1024_bytes_goes_to_partitioning_failed(app: App) -> None:
         pytest.param(b'{"n": 2, "d": ' + b"[" * 5000 + b"]" * 5000 + b"}", "InvalidJSON", id="nested-5000"),
         pytest.param(b'{"n": 2, "s": "\xff\xfe"}', "InvalidJSON", id="invalid-utf8"),
         pytest.param(b'{"n": NaN}', "InvalidJSON", id="NaN"),
+        pytest.param(
+            b'{"n": 2, "big": ' + b"9" * 400 + b"}", "DataFormatConversion.Malformed", id="huge-integer"
+        ),
     ],
 )
 def test_a_record_parquet_cannot_hold_goes_to_format_conversion_failed(

@@ -55,7 +55,7 @@ VALUES = st.one_of(
     st.text(max_size=12),
     HOSTILE_TEXT,
     st.integers(min_value=-(10**30), max_value=10**30),
-    st.integers(min_value=10**300, max_value=10**301),
+    st.integers(min_value=10**300, max_value=10**320),
     st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(),
     st.none(),

@@ -323,6 +323,7 @@ class Delivery:
         import io
 
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         from .catalog import _COLUMN, ARROW_TYPES
@@ -355,6 +356,8 @@ class Delivery:
                 arrays.append(pa.nulls(len(rows), want))
                 continue
             arr = parsed.column(col)
+            if pa.types.is_floating(arr.type) and pc.any(pc.is_inf(arr)).as_py():
+                return False  # 1e400 or a 400-digit integer: only the record's text tells them apart
             if arr.type != want:
                 if not (pa.types.is_integer(arr.type) and typ == "DOUBLE") and not pa.types.is_null(arr.type):
                     return False  # another worker changed the schema meanwhile: take the slow path
