@@ -278,3 +278,47 @@ def _relative(key: str) -> str:
 def _without_message(doc: dict[str, Any]) -> dict[str, Any]:
     """A Python function's failure reads differently from a jq query's; the rest must agree."""
     return {k: v for k, v in doc.items() if k not in ("errorMessage", "deliveryStreamName")}
+
+
+PREFIX_TEXT = st.lists(
+    st.sampled_from(
+        ["a", "é", "/", ".", "=", "\x00", "\n", "\ud800", "!{", "}", "x" * 60, "!{timestamp:yyyy}"]
+    ),
+    max_size=12,
+).map("".join)
+
+
+@FUZZ
+@given(prefix=PREFIX_TEXT, error_prefix=PREFIX_TEXT, keyed=st.booleans())
+def test_a_prefix_is_refused_at_declaration_or_every_record_lands(
+    prefix: str, error_prefix: str, keyed: bool
+) -> None:
+    """Any prefix text: the declaration raises ValidationError, or a delivery that was
+    accepted drains with every record in the lake or under the error prefix."""
+    from eventlake import ValidationError
+
+    if keyed:
+        prefix += "!{partitionKeyFromQuery:k}/"
+    with fresh_app() as (app, root):
+        s = app.stream("in")
+        try:
+            app.delivery(
+                "d",
+                source=s,
+                prefix=prefix,
+                error_prefix=error_prefix + "!{firehose:error-output-type}/",
+                partition_keys={"k": ".k"} if keyed else None,
+            )
+        except ValidationError as e:
+            assert "prefix" in str(e)
+            return
+        before = files(root)
+        s.put_many(
+            [{"data": json.dumps({"k": k}).encode(), "partition_key": "p"} for k in ("ok", "a\x00", "")]
+        )
+        app.drain(timeout_s=15)
+        keys = app.lake.keys()
+        assert sum(len(rows) for rows in read(app, "").values()) == 3
+        assert all(".." not in k.split("/") and not k.startswith("/") for k in keys)
+        new = {f for f in files(root) - before if not f.startswith(("lake/", "state.db"))}
+        assert new <= {"warehouse.duckdb", "warehouse.duckdb.wal"}, f"written outside the lake: {new}"
