@@ -267,7 +267,12 @@ def test_hostile_expressions_get_clear_errors() -> None:
         c("(" * 100 + "attribute_exists(n)" + ")" * 100)
     with pytest.raises(ExpressionError, match="nested more than 64"):
         c("NOT " * 100 + "attribute_exists(n)")
-    assert c("(" * 20 + "attribute_exists(n)" + ")" * 20)
+    nested = "attribute_exists(n)"
+    for _ in range(20):
+        nested = f"(attribute_exists(n) AND {nested})"
+    assert c(nested)
+    with pytest.raises(ExpressionError, match="redundant parentheses"):  # DynamoDB refuses "((x))"
+        c("(" * 20 + "attribute_exists(n)" + ")" * 20)
 
 
 def test_documents_nested_deeper_than_32_levels_are_refused() -> None:

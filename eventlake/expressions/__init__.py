@@ -3,7 +3,7 @@
 from .conditions import check_condition, condition_on_missing
 from .placeholders import validate_condition_placeholders, validate_placeholders
 from .reads import KeyCondition, parse_key_condition, parse_projection, project
-from .updates import apply_update
+from .updates import apply_update, updated_paths
 from .values import (
     deserialize_item,
     dump_avs,
@@ -41,6 +41,7 @@ __all__ = [
     "sort_key_bytes",
     "to_dynamo",
     "type_name",
+    "updated_paths",
     "validate_condition_placeholders",
     "validate_placeholders",
 ]

@@ -67,11 +67,74 @@ class Env:
         if isinstance(node, Path):
             return self.resolve(item, node)
         if isinstance(node, Size):
-            v = self.resolve(item, node.path)
-            if v is MISSING or isinstance(v, (bool, Decimal)) or v is None:
-                return MISSING
-            return Decimal(len(v))
+            return _size(self.expr, node, self.operand(item, node.arg))
         raise AssertionError(node)
+
+
+_ORDERED = frozenset(("S", "N", "B"))
+
+
+def _size(expr: str, node: Size, v: Any) -> Any:
+    if v is MISSING or v is None or isinstance(v, (bool, Decimal)):
+        if isinstance(node.arg, Val):  # a constant of the request: the request is wrong
+            raise _operand_error(expr, "size", v, node.pos)
+        return MISSING  # an attribute of the item: the comparison is false
+    return Decimal(len(v))
+
+
+def _operand_error(expr: str, op: str, v: Any, pos: int = 0) -> ExpressionError:
+    return ExpressionError(
+        "Invalid ConditionExpression: Incorrect operand type for operator or function; "
+        f"operator or function: {op}, operand type: {type_name(v)}",
+        expr,
+        pos,
+    )
+
+
+def _check_ordered(expr: str, op: str, node: Any, v: Any) -> None:
+    """A constant compared by order must be a string, number or binary: DynamoDB refuses the
+    request (a value from the item of another type only makes the comparison false)."""
+    if isinstance(node, Val) and type_name(v) not in _ORDERED:
+        raise _operand_error(expr, op, v, node.pos)
+
+
+def _check_bounds(expr: str, node: Between, lo: Any, hi: Any) -> None:
+    """BETWEEN with both bounds constants: they must be one type, and in order."""
+    if isinstance(node.lo, Val) and isinstance(node.hi, Val):
+        if type_name(lo) != type_name(hi):
+            raise ExpressionError(
+                "Invalid ConditionExpression: The BETWEEN operator requires same data type for lower "
+                f"and upper bounds; lower bound operand: {type_name(lo)}, "
+                f"upper bound operand: {type_name(hi)}",
+                expr,
+                node.lo.pos,
+            )
+        if order_key(lo) > order_key(hi):
+            raise ExpressionError(
+                "Invalid ConditionExpression: The BETWEEN operator requires upper bound to be "
+                f"greater than or equal to lower bound; lower operand: {lo}, upper operand: {hi}",
+                expr,
+                node.lo.pos,
+            )
+
+
+def _check_literal_bounds(expr: str, node: Between, vals: dict[str, Any]) -> None:
+    _check_bounds(expr, node, vals[node.lo.name], vals[node.hi.name])
+
+
+def _check_prefix(expr: str, node: Any, v: Any) -> None:
+    if isinstance(node, Val) and not isinstance(v, (str, bytes)):
+        raise _operand_error(expr, "begins_with", v, node.pos)
+
+
+def _check_type_name(expr: str, node: Func, arg: Any) -> None:
+    if not isinstance(arg, str) or arg not in TYPES:
+        raise ExpressionError(
+            f"Invalid ConditionExpression: Invalid attribute type name found; type: {arg}, "
+            f"valid types: {{{', '.join(TYPES)}}}",
+            expr,
+            node.pos,
+        )
 
 
 def comparable(a: Any, b: Any) -> bool:
@@ -99,43 +162,41 @@ def compare(op: str, a: Any, b: Any) -> bool:
 def _eval(env: Env, item: dict[str, Any] | None, node: Any) -> bool:
     if isinstance(node, Bool):
         if node.op == "AND":
-            return _eval(env, item, node.args[0]) and _eval(env, item, node.args[1])
+            return all(_eval(env, item, a) for a in node.args)
         if node.op == "OR":
-            return _eval(env, item, node.args[0]) or _eval(env, item, node.args[1])
+            return any(_eval(env, item, a) for a in node.args)
         return not _eval(env, item, node.args[0])
     if isinstance(node, Cmp):
-        return compare(node.op, env.operand(item, node.left), env.operand(item, node.right))
+        a, b = env.operand(item, node.left), env.operand(item, node.right)
+        if node.op in _ORDER:
+            _check_ordered(env.expr, node.op, node.left, a)
+            _check_ordered(env.expr, node.op, node.right, b)
+        return compare(node.op, a, b)
     if isinstance(node, Between):
         x, lo, hi = (env.operand(item, n) for n in (node.x, node.lo, node.hi))
-        if MISSING in (x, lo, hi) or not (comparable(x, lo) and comparable(x, hi)):
+        for n, v in ((node.x, x), (node.lo, lo), (node.hi, hi)):
+            _check_ordered(env.expr, "BETWEEN", n, v)
+        _check_bounds(env.expr, node, lo, hi)
+        if any(v is MISSING for v in (x, lo, hi)) or not (comparable(x, lo) and comparable(x, hi)):
             return False
-        if order_key(lo) > order_key(hi):
-            raise ExpressionError(
-                "Invalid ConditionExpression: The BETWEEN operator requires upper bound to be "
-                f"greater than or equal to lower bound; lower operand: {lo}, upper operand: {hi}",
-                env.expr,
-                0,
-            )
+        # Bounds from the item in the wrong order select nothing, as in DynamoDB.
         return order_key(lo) <= order_key(x) <= order_key(hi)
     if isinstance(node, In):
         x = env.operand(item, node.x)
         return x is not MISSING and any(compare("=", x, env.operand(item, o)) for o in node.options)
     if isinstance(node, Func):
-        target = env.resolve(item, node.args[0])
+        target = env.operand(item, node.args[0])
         if node.name == "attribute_exists":
             return target is not MISSING
         if node.name == "attribute_not_exists":
             return target is MISSING
         arg = env.operand(item, node.args[1])
         if node.name == "attribute_type":
-            if not isinstance(arg, str) or arg not in TYPES:
-                raise ExpressionError(
-                    f"Invalid ConditionExpression: Invalid attribute type name found; type: {arg}, "
-                    f"valid types: {{{', '.join(TYPES)}}}",
-                    env.expr,
-                    node.pos,
-                )
+            _check_type_name(env.expr, node, arg)
             return target is not MISSING and type_name(target) == arg
+        if node.name == "begins_with":
+            _check_prefix(env.expr, node.args[0], target)
+            _check_prefix(env.expr, node.args[1], arg)
         if target is MISSING or arg is MISSING:
             return False
         if node.name == "begins_with":
@@ -147,7 +208,8 @@ def _eval(env: Env, item: dict[str, Any] | None, node: Any) -> bool:
         if isinstance(target, str):
             return isinstance(arg, str) and arg in target
         if isinstance(target, (set, frozenset)):
-            return arg in target
+            # Only a scalar can be an element; a list or map is never one (and is unhashable).
+            return isinstance(arg, (str, bytes, Decimal)) and arg in target
         if isinstance(target, list):
             return any(compare("=", x, arg) for x in target)
         if isinstance(target, bytes):
@@ -197,14 +259,17 @@ def _on_missing(node: Any) -> bool | None:
     if isinstance(node, Cmp) and isinstance(node.left, Path) and isinstance(node.right, Path):
         return node.op == "<>"  # a missing attribute equals nothing
     if isinstance(node, Bool):
-        first = _on_missing(node.args[0])
         if node.op == "NOT":
+            first = _on_missing(node.args[0])
             return None if first is None else not first
-        if first is None:
-            return None
-        if (node.op == "OR" and first) or (node.op == "AND" and not first):
-            return first  # the second operand is never evaluated
-        return _on_missing(node.args[1])
+        decisive = node.op == "OR"  # the value that ends the chain: later operands are not evaluated
+        for arg in node.args:
+            v = _on_missing(arg)
+            if v is None:
+                return None
+            if v is decisive:
+                return v
+        return not decisive
     return None
 
 
@@ -252,13 +317,10 @@ def _compile_operand(node: Any) -> Callable[[Any, _Lazy], Any]:
     if isinstance(node, Path):
         return _compile_path(node)
     if isinstance(node, Size):
-        path = _compile_path(node.path)
+        inner = _compile_operand(node.arg)
 
         def size(item: Any, lz: _Lazy) -> Any:
-            v = path(item, lz)
-            if v is MISSING or isinstance(v, (bool, Decimal)) or v is None:
-                return MISSING
-            return Decimal(len(v))
+            return _size(lz.expr, node, inner(item, lz))
 
         return size
     raise AssertionError(node)
@@ -294,6 +356,8 @@ def _compile_compare(op: str, left: Any, right: Any) -> Callable[[Any, _Lazy], b
             if t is type(b) and (t is Decimal or t is str):
                 # UTF-8 preserves code point order, so str order is DynamoDB's byte order.
                 return order(a, b)
+            _check_ordered(lz.expr, op, left, a)
+            _check_ordered(lz.expr, op, right, b)
             return compare(op, a, b)
 
         return ordered
@@ -318,11 +382,15 @@ def _compile_bool(node: Any) -> Callable[[Any, _Lazy], bool]:
     if isinstance(node, Bool):
         parts = [_compile_bool(a) for a in node.args]
         if node.op == "AND":
-            a_, b_ = parts
-            return lambda item, lz: a_(item, lz) and b_(item, lz)
+            if len(parts) == 2:
+                a_, b_ = parts
+                return lambda item, lz: a_(item, lz) and b_(item, lz)
+            return lambda item, lz: all(p(item, lz) for p in parts)
         if node.op == "OR":
-            a_, b_ = parts
-            return lambda item, lz: a_(item, lz) or b_(item, lz)
+            if len(parts) == 2:
+                a_, b_ = parts
+                return lambda item, lz: a_(item, lz) or b_(item, lz)
+            return lambda item, lz: any(p(item, lz) for p in parts)
         (inner,) = parts
         return lambda item, lz: not inner(item, lz)
     if isinstance(node, Cmp):
@@ -339,3 +407,52 @@ def _compile_bool(node: Any) -> Callable[[Any, _Lazy], bool]:
 
 def path_key(env: Env, p: Path) -> tuple[Any, ...]:
     return tuple(x if isinstance(x, int) else env.name(x, p.pos) for x in p.parts)
+
+
+# -- checks of the request's constants
+ValueCheck = Callable[[dict[str, Any]], None]
+
+
+@functools.lru_cache(maxsize=4096)
+def value_checks(expression: str) -> tuple[ValueCheck, ...]:
+    """The rules the condition puts on its constants (``:v``), as checks of one request's
+    normalised values. DynamoDB validates every constant before it reads the item, so a
+    condition decided early (``attribute_not_exists(id) OR n < :v`` on a new item) still
+    refuses ``:v = [1]``; evaluation raises the same errors when it reaches them."""
+    tree, _, _ = parse_condition(expression)
+    checks: list[ValueCheck] = []
+
+    def on_value(node: Any, check: Callable[[Any], None]) -> None:
+        if isinstance(node, Val):
+            name = node.name
+            checks.append(lambda vals: check(vals[name]))
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Bool):
+            stack.extend(node.args)
+        elif isinstance(node, Cmp):
+            if node.op in _ORDER:
+                for side in (node.left, node.right):
+                    on_value(side, functools.partial(_check_ordered, expression, node.op, side))
+            stack += [node.left, node.right]
+        elif isinstance(node, Size):
+            on_value(node.arg, functools.partial(_size, expression, node))
+            stack.append(node.arg)
+        elif isinstance(node, Between):
+            for n in (node.x, node.lo, node.hi):
+                on_value(n, functools.partial(_check_ordered, expression, "BETWEEN", n))
+            if isinstance(node.lo, Val) and isinstance(node.hi, Val):
+                checks.append(functools.partial(_check_literal_bounds, expression, node))
+            stack += [node.x, node.lo, node.hi]
+        elif isinstance(node, In):
+            stack += [node.x, *node.options]
+        elif isinstance(node, Func):
+            if node.name == "begins_with":
+                for arg in node.args:
+                    on_value(arg, functools.partial(_check_prefix, expression, arg))
+            elif node.name == "attribute_type":
+                on_value(node.args[1], functools.partial(_check_type_name, expression, node))
+            stack += node.args
+    return tuple(checks)

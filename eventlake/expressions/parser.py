@@ -123,7 +123,8 @@ class Val:
 
 @dataclass(frozen=True)
 class Size:
-    path: Path
+    arg: Any  # Path, or a Val / Size, which evaluation validates
+    pos: int
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class In:
 @dataclass(frozen=True)
 class Bool:
     op: str  # AND OR NOT
-    args: tuple[Any, ...]
+    args: tuple[Any, ...]  # AND and OR hold a whole chain, so a long chain is not a deep tree
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,18 @@ class Parser:
     def __init__(self, expr: str, what: str) -> None:
         if not isinstance(expr, str) or not expr.strip():
             raise ExpressionError(f"Invalid {what}: The expression can not be empty;", expr or "", 0)
-        if len(expr.encode("utf-8")) > MAX_EXPRESSION_BYTES:
+        try:
+            size = len(expr.encode("utf-8"))
+        except UnicodeEncodeError as e:
             raise ExpressionError(
-                f"Invalid {what}: Expression size has exceeded the maximum allowed size; "
-                f"{len(expr.encode('utf-8'))} bytes > 4 KB"
+                f"Invalid {what}: The expression is not valid Unicode (a lone surrogate at "
+                f"position {e.start}); expressions are UTF-8 text",
+                expr.encode("utf-8", "replace").decode("utf-8"),
+                e.start,
+            ) from None
+        if size > MAX_EXPRESSION_BYTES:
+            raise ExpressionError(
+                f"Invalid {what}: Expression size has exceeded the maximum allowed size; {size} bytes > 4 KB"
             )
         self.depth = 0
         self.expr = expr
@@ -182,6 +191,7 @@ class Parser:
         self.i = 0
         self.names: set[str] = set()
         self.values: set[str] = set()
+        self.parenthesized: Any = None  # the node the last "( ... )" held
 
     @property
     def tok(self) -> Tok:
@@ -252,25 +262,31 @@ class Parser:
             return Val(t.text, t.pos)
         if t.kind == "ident" and t.text == "size" and self.toks[self.i + 1].text == "(":
             self.i += 2
-            p = self.path()
+            arg = self.operand()
             self.take("punct", ")")
-            return Size(p)
+            if isinstance(arg, Size):  # a size is a number, which has none
+                raise self.error(
+                    t,
+                    "Incorrect operand type for operator or function; "
+                    "operator or function: size, operand type: N",
+                )
+            return Size(arg, t.pos)
         if t.kind in ("ident", "name"):
             return self.path()
         raise self.error()
 
     # -- conditions
     def condition(self) -> Any:
-        left = self.conj()
+        terms = [self.conj()]
         while self.accept("kw", "OR"):
-            left = Bool("OR", (left, self.conj()))
-        return left
+            terms.append(self.conj())
+        return terms[0] if len(terms) == 1 else Bool("OR", tuple(terms))
 
     def conj(self) -> Any:
-        left = self.neg()
+        terms = [self.neg()]
         while self.accept("kw", "AND"):
-            left = Bool("AND", (left, self.neg()))
-        return left
+            terms.append(self.neg())
+        return terms[0] if len(terms) == 1 else Bool("AND", tuple(terms))
 
     def _deeper(self) -> None:
         self.depth += 1
@@ -292,8 +308,11 @@ class Parser:
             self._deeper()
             self.i += 1
             inner = self.condition()
+            if inner is self.parenthesized:  # "((a = b))": DynamoDB refuses the second pair
+                raise self.error(t, "The expression has redundant parentheses")
             self.take("punct", ")")
             self.depth -= 1
+            self.parenthesized = inner
             return inner
         if t.kind == "ident" and self.toks[self.i + 1].text == "(" and t.text in _COND_FUNCS:
             return self.function()
@@ -320,9 +339,11 @@ class Parser:
         return Cmp(op.text, left, self.operand())
 
     def function(self) -> Func:
+        """DynamoDB parses any operands and then checks each function's own rules: a path
+        where the function reads an attribute, a value where it takes a constant."""
         t = self.take("ident")
         self.take("punct", "(")
-        args: list[Any] = [self.path()]
+        args: list[Any] = [self.operand()]
         while self.accept("punct", ","):
             args.append(self.operand())
         self.take("punct", ")")
@@ -332,6 +353,26 @@ class Parser:
                 t,
                 f"Incorrect number of operands for operator or function; "
                 f"operator or function: {t.text}, number of operands: {len(args)}",
+            )
+        if want == 1 and not isinstance(args[0], Path):
+            raise self.error(
+                t, f"Operator or function requires a document path; operator or function: {t.text}"
+            )
+        if t.text == "attribute_type" and not isinstance(args[1], Val):
+            raise self.error(
+                t,
+                "Incorrect operand type for operator or function; operator or function: "
+                "attribute_type; the type must be a value placeholder (e.g. :type)",
+            )
+        if (
+            t.text == "contains"
+            and isinstance(args[0], Path)
+            and args[0].parts == getattr(args[1], "parts", None)
+        ):
+            raise self.error(
+                t,
+                "The first and second operands of the function are the same attribute; "
+                "operator or function: contains",
             )
         return Func(t.text, tuple(args), t.pos)
 
@@ -376,10 +417,21 @@ class Parser:
             if t.text not in ("if_not_exists", "list_append"):
                 raise self.error(t, f"Invalid function name; function: {t.text}")
             self.i += 2
-            a = self.path() if t.text == "if_not_exists" else self._set_term()
+            a = self._set_term()
             self.take("punct", ",")
             b = self._set_term()
             self.take("punct", ")")
+            if t.text == "if_not_exists" and not isinstance(a, Path):
+                raise self.error(
+                    t, "Operator or function requires a document path; operator or function: if_not_exists"
+                )
+            if t.text == "list_append" and any(
+                isinstance(x, Func) and x.name == "list_append" for x in (a, b)
+            ):
+                raise self.error(
+                    t,
+                    "The function is not allowed to be used this way in an expression; function: list_append",
+                )
             return Func(t.text, (a, b), t.pos)
         return self.operand()
 

@@ -6,7 +6,15 @@ import functools
 from typing import Any
 
 from ..errors import ExpressionError, ValidationError
+from .conditions import value_checks
 from .parser import used_placeholders
+from .values import normalize
+
+_LABELS = {
+    "update": "UpdateExpression",
+    "projection": "ProjectionExpression",
+    "condition": "ConditionExpression",
+}
 
 
 def validate_placeholders(
@@ -29,17 +37,22 @@ def validate_placeholders(
         tuple(names) if names else None,
         tuple(values) if values else None,
     )
-    if key in _VALID:
-        return
-    _validate_placeholders(
-        key[0],
-        key[1],
-        tuple(sorted(names or ())),
-        tuple(sorted(values or ())),
-    )
-    if len(_VALID) >= 4096:
-        _VALID.clear()
-    _VALID.add(key)
+    if key not in _VALID:
+        _check_map_keys(names, values)
+        _check_empty(expressions, kinds)
+        _validate_placeholders(
+            key[0],
+            key[1],
+            tuple(sorted(names or ())),
+            tuple(sorted(values or ())),
+        )
+        if len(_VALID) >= 4096:
+            _VALID.clear()
+        _VALID.add(key)
+    if names:
+        _check_names(names)
+    if values:
+        _check_values(expressions, kinds, values)
 
 
 _VALID: set[tuple[Any, ...]] = set()
@@ -57,13 +70,59 @@ def validate_condition_placeholders(
         return
     key = (condition, tuple(names) if names else None, tuple(values) if values else None)
     if key not in _VALID_ONE:
-        validate_placeholders([condition], names, values)
+        validate_placeholders([condition], names, values)  # includes the checks below
         if len(_VALID_ONE) >= 4096:
             _VALID_ONE.clear()
         _VALID_ONE.add(key)
+        return
+    if names:
+        _check_names(names)
+    if values:
+        _check_values((condition,), None, values)
 
 
 _VALID_ONE: set[tuple[Any, ...]] = set()
+
+
+def _check_map_keys(names: dict[Any, Any] | None, values: dict[Any, Any] | None) -> None:
+    for k in names or ():
+        if type(k) is not str or not k.startswith("#") or len(k) < 2:
+            raise ValidationError(
+                f"ExpressionAttributeNames contains invalid key: {k!r}; keys are strings like '#name'"
+            )
+    for k in values or ():
+        if type(k) is not str or not k.startswith(":") or len(k) < 2:
+            raise ValidationError(
+                f"ExpressionAttributeValues contains invalid key: {k!r}; keys are strings like ':value'"
+            )
+
+
+def _check_names(names: dict[str, Any]) -> None:
+    """The attribute names a request's placeholders stand for (checked per request: the
+    cached checks cover only the keys)."""
+    for k, v in names.items():
+        if type(v) is not str or not v:
+            raise ValidationError(
+                f"ExpressionAttributeNames contains invalid value: {v!r} for key {k}; "
+                "an attribute name is a non-empty string"
+            )
+
+
+def _check_values(expressions: Any, kinds: Any, values: dict[str, Any]) -> None:
+    """Every value of the request is valid, and each condition's constants have the types
+    their operators take, whether or not evaluation reaches them."""
+    normal = {k: normalize(v, k) for k, v in values.items()}
+    for i, e in enumerate(expressions):
+        if e and (kinds[i] == "condition" if kinds else not _looks_like_update(e)):
+            for check in value_checks(e):
+                check(normal)
+
+
+def _check_empty(expressions: Any, kinds: Any) -> None:
+    for i, e in enumerate(expressions):
+        if e is not None and not e.strip():
+            label = _LABELS.get(kinds[i] if kinds else "condition", "expression")
+            raise ExpressionError(f"Invalid {label}: The expression can not be empty;", e, 0)
 
 
 def _expression_types(expressions: list[Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ValidationError
 from .conditions import MISSING, Env, path_key
 from .parser import Arith, Func, parse_update
-from .values import _CTX, normalize, type_name
+from .values import _CTX, MAX_DEPTH, normalize, type_name
 
 
 def _update_value(env: Env, item: dict[str, Any], node: Any) -> Any:
@@ -75,9 +75,12 @@ def apply_update(
     names: dict[str, str] | None,
     values: dict[str, Any] | None,
     key_attributes: tuple[str, ...] = (),
+    item_exists: bool = True,
 ) -> dict[str, Any]:
     """Apply an update expression; returns a new item and never mutates the input. Every
-    right-hand side is evaluated against the item as it was before the update, as DynamoDB does."""
+    right-hand side is evaluated against the item as it was before the update, as DynamoDB does.
+    ``item_exists=False`` (the update creates the item): a REMOVE of a path that cannot exist
+    is ignored, as DynamoDB ignores it; on an existing item it is a ValidationError."""
     clauses, _, _ = parse_update(expression)
     env = Env(expression, names, values)
     planned: list[tuple[str, tuple[Any, ...], Any]] = []
@@ -104,6 +107,8 @@ def apply_update(
                 )
     new = copy_value(item)
     removals: list[tuple[Any, ...]] = []
+    # Elements set beyond a list's end are appended in element-number order.
+    planned.sort(key=_element_order)
     for kind, key, value in planned:
         if kind == "REMOVE":
             removals.append(key)
@@ -164,6 +169,8 @@ def apply_update(
         try:
             cont = _container(new, key, expression)
         except ValidationError:
+            if item_exists:
+                raise
             continue
         last = key[-1]
         if isinstance(last, int):
@@ -171,7 +178,44 @@ def apply_update(
                 del cont[last]
         else:
             cont.pop(last, None)
+    for top in {key[0] for kind, key, _ in planned if kind != "REMOVE"}:
+        value = new.get(top)
+        if isinstance(value, (dict, list)) and _nesting(value) > MAX_ATTRIBUTE_NESTING:
+            raise ValidationError(
+                f"The update would nest attribute {top} more than {MAX_ATTRIBUTE_NESTING} levels of "
+                f"lists and maps, beyond DynamoDB's limit of {MAX_DEPTH} (an item's put refuses it too)"
+            )
     return new
+
+
+# An attribute's value sits one level under the item, so it may hold one level fewer.
+MAX_ATTRIBUTE_NESTING = MAX_DEPTH - 1
+
+
+def _nesting(value: Any) -> int:
+    """Levels of lists and maps in a value, without recursion (a value may be deep)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, level = stack.pop()
+        if level > deepest:
+            deepest = level
+        children = v.values() if isinstance(v, dict) else v
+        stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
+
+
+def _element_order(action: tuple[str, tuple[Any, ...], Any]) -> tuple[tuple[int, Any], ...]:
+    # Paths do not overlap, so only list indexes under one parent can tie on the prefix.
+    return tuple((0, x) if isinstance(x, int) else (1, x) for x in action[1])
+
+
+def updated_paths(expression: str, names: dict[str, str] | None) -> list[tuple[Any, ...]]:
+    """The document paths an update expression writes or removes: what ``UPDATED_OLD`` and
+    ``UPDATED_NEW`` return."""
+    clauses, _, _ = parse_update(expression)
+    env = Env(expression, names, None)
+    return [path_key(env, action[0]) for actions in clauses.values() for action in actions]
 
 
 def _assign(cont: Any, last: Any, value: Any) -> None:

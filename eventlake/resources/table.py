@@ -46,6 +46,7 @@ from ..expressions import (
     sort_key_bytes,
     to_dynamo,
     type_name,
+    updated_paths,
     validate_condition_placeholders,
     validate_placeholders,
 )
@@ -471,10 +472,12 @@ class Table:
         def compute(old: dict[str, Any] | None) -> dict[str, Any]:
             self._condition(condition, names, values, old)
             base = dict(old) if old is not None else dict(key)
-            return apply_update(update, base, names, values, key_attributes=self.key_attributes)
+            return apply_update(
+                update, base, names, values, key_attributes=self.key_attributes, item_exists=old is not None
+            )
 
         old, new = self._write(key, compute)
-        return _returned(return_values, old, new)
+        return _returned(return_values, old, new, update, names)
 
     def delete(
         self,
@@ -502,6 +505,8 @@ class Table:
     ) -> dict[str, Any] | None:
         """GetItem; always strongly consistent (the state backend is)."""
         key = self._key_arg(key)
+        if projection is not None or names is not None:
+            validate_placeholders([projection], names, None, ["projection"])
         pkb, skb = self._encode_key(key)
         item = self._decode(
             self.env.state.transaction(lambda t: t.item_get(self.name, pkb, skb), readonly=True)
@@ -527,7 +532,7 @@ class Table:
         validate_placeholders(
             [key_condition, filter, projection], names, values, ["condition", "condition", "projection"]
         )
-        kc = parse_key_condition(key_condition, names, values, self.pk_name, self.sk_name)
+        kc = parse_key_condition(key_condition, names, values, self.pk_name, self.sk_name, self.sk_type)
         pkey = {self.pk_name: kc.partition_value}
         self._check_key_value(self.pk_name, self.pk_type, normalize(kc.partition_value))
         pkb = sort_key_bytes(normalize(kc.partition_value))
@@ -737,18 +742,22 @@ def _check_return(value: str, allowed: tuple[str, ...]) -> None:
         raise ValidationError(f"return_values must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def _returned(mode: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+def _returned(
+    mode: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    update: str = "",
+    names: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
     if mode == "NONE":
         return None
     if mode == "ALL_OLD":
         return old
     if mode == "ALL_NEW":
         return new
-    old = old or {}
-    new = new or {}
-    changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
+    # UPDATED_*: the paths the expression names, not whole top-level attributes.
     src = old if mode == "UPDATED_OLD" else new
-    return {k: v for k, v in src.items() if k in changed}
+    return project(src, updated_paths(update, names)) if src else {}
 
 
 def _fingerprint(actions: Sequence[Action]) -> str:
@@ -856,7 +865,14 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
             elif a.kind == "Update":
                 assert a.update is not None
                 base = dict(old) if old is not None else dict(a.key)
-                new = apply_update(a.update, base, a.names, a.values, key_attributes=a.table.key_attributes)
+                new = apply_update(
+                    a.update,
+                    base,
+                    a.names,
+                    a.values,
+                    key_attributes=a.table.key_attributes,
+                    item_exists=old is not None,
+                )
                 a.table._check_size(new)
                 news.append(new)
             elif a.kind == "Delete":
