@@ -581,3 +581,21 @@ def test_projection_of_a_query(sorted_table: Table) -> None:
     page = sorted_table.query("p = :p AND c = :c", values={":p": "p", ":c": 2}, projection="x")
     assert page.items == [{"x": D(20)}]
     assert outcome(lambda: sorted_table.query("p = :p", values={":p": "p"}, projection="x, x")) is V
+
+
+def test_the_conformance_page_counts_these_cases() -> None:
+    """docs/reference/dynamodb-conformance.md states how many cases each kind has."""
+    import re
+
+    counts = {
+        "ConditionExpression": len(CONDITIONS) + len(DECIDED_EARLY),
+        "FilterExpression": len(FILTERS) + 1,
+        "UpdateExpression": len(UPDATES) + len(RETURNS) + 2,
+        "KeyConditionExpression": len(KEYS) + len(TEXT_KEYS),
+        "ProjectionExpression": len(PROJECTIONS) + 1,
+    }
+    page = (Path(__file__).parent.parent / "docs" / "reference" / "dynamodb-conformance.md").read_text()
+    stated = {k: int(v) for k, v in re.findall(r"^\| (\w+Expression) \| (\d+) \|$", page, re.M)}
+    assert stated == counts
+    total = re.search(r"^\| \*\*total\*\* \| \*\*(\d+)\*\* \|$", page, re.M)
+    assert total is not None and int(total.group(1)) == sum(counts.values())

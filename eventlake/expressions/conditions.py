@@ -119,7 +119,8 @@ def _check_bounds(expr: str, node: Between, lo: Any, hi: Any) -> None:
 
 
 def _check_literal_bounds(expr: str, node: Between, vals: dict[str, Any]) -> None:
-    _check_bounds(expr, node, vals[node.lo.name], vals[node.hi.name])
+    lo, hi = node.lo.name, node.hi.name
+    _check_bounds(expr, node, normalize(vals[lo], lo), normalize(vals[hi], hi))
 
 
 def _check_prefix(expr: str, node: Any, v: Any) -> None:
@@ -410,22 +411,23 @@ def path_key(env: Env, p: Path) -> tuple[Any, ...]:
 
 
 # -- checks of the request's constants
-ValueCheck = Callable[[dict[str, Any]], None]
+# (placeholder, True when the rule only asks for a string, number or binary, the check of
+# the normalised value); a placeholder None: the check takes all of the normalised values.
+ValueCheck = tuple[str | None, bool, Callable[[Any], None]]
 
 
 @functools.lru_cache(maxsize=4096)
 def value_checks(expression: str) -> tuple[ValueCheck, ...]:
     """The rules the condition puts on its constants (``:v``), as checks of one request's
-    normalised values. DynamoDB validates every constant before it reads the item, so a
-    condition decided early (``attribute_not_exists(id) OR n < :v`` on a new item) still
-    refuses ``:v = [1]``; evaluation raises the same errors when it reaches them."""
+    values. DynamoDB validates every constant before it reads the item, so a condition
+    decided early (``attribute_not_exists(id) OR n < :v`` on a new item) still refuses
+    ``:v = [1]``; evaluation raises the same errors when it reaches them."""
     tree, _, _ = parse_condition(expression)
     checks: list[ValueCheck] = []
 
-    def on_value(node: Any, check: Callable[[Any], None]) -> None:
+    def on_value(node: Any, ordered: bool, check: Callable[[Any], None]) -> None:
         if isinstance(node, Val):
-            name = node.name
-            checks.append(lambda vals: check(vals[name]))
+            checks.append((node.name, ordered, check))
 
     stack = [tree]
     while stack:
@@ -435,24 +437,24 @@ def value_checks(expression: str) -> tuple[ValueCheck, ...]:
         elif isinstance(node, Cmp):
             if node.op in _ORDER:
                 for side in (node.left, node.right):
-                    on_value(side, functools.partial(_check_ordered, expression, node.op, side))
+                    on_value(side, True, functools.partial(_check_ordered, expression, node.op, side))
             stack += [node.left, node.right]
         elif isinstance(node, Size):
-            on_value(node.arg, functools.partial(_size, expression, node))
+            on_value(node.arg, False, functools.partial(_size, expression, node))
             stack.append(node.arg)
         elif isinstance(node, Between):
             for n in (node.x, node.lo, node.hi):
-                on_value(n, functools.partial(_check_ordered, expression, "BETWEEN", n))
+                on_value(n, True, functools.partial(_check_ordered, expression, "BETWEEN", n))
             if isinstance(node.lo, Val) and isinstance(node.hi, Val):
-                checks.append(functools.partial(_check_literal_bounds, expression, node))
+                checks.append((None, False, functools.partial(_check_literal_bounds, expression, node)))
             stack += [node.x, node.lo, node.hi]
         elif isinstance(node, In):
             stack += [node.x, *node.options]
         elif isinstance(node, Func):
             if node.name == "begins_with":
                 for arg in node.args:
-                    on_value(arg, functools.partial(_check_prefix, expression, arg))
+                    on_value(arg, False, functools.partial(_check_prefix, expression, arg))
             elif node.name == "attribute_type":
-                on_value(node.args[1], functools.partial(_check_type_name, expression, node))
+                on_value(node.args[1], False, functools.partial(_check_type_name, expression, node))
             stack += node.args
     return tuple(checks)

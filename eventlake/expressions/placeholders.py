@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+from decimal import Decimal
 from typing import Any
 
 from ..errors import ExpressionError, ValidationError
 from .conditions import value_checks
 from .parser import used_placeholders
-from .values import normalize
+from .values import _INT_LIMIT, normalize
 
 _LABELS = {
     "update": "UpdateExpression",
@@ -78,7 +79,7 @@ def validate_condition_placeholders(
     if names:
         _check_names(names)
     if values:
-        _check_values((condition,), None, values)
+        _check_values((condition,), ("condition",), values)
 
 
 _VALID_ONE: set[tuple[Any, ...]] = set()
@@ -110,12 +111,23 @@ def _check_names(names: dict[str, Any]) -> None:
 
 def _check_values(expressions: Any, kinds: Any, values: dict[str, Any]) -> None:
     """Every value of the request is valid, and each condition's constants have the types
-    their operators take, whether or not evaluation reaches them."""
-    normal = {k: normalize(v, k) for k, v in values.items()}
+    their operators take, whether or not evaluation reaches them. On every conditional put,
+    so the common values (ASCII strings, integers) are recognised without normalising."""
+    for k, v in values.items():
+        t = type(v)
+        if not ((t is str and v.isascii()) or (t is int and -_INT_LIMIT < v < _INT_LIMIT)):
+            normalize(v, k)
     for i, e in enumerate(expressions):
         if e and (kinds[i] == "condition" if kinds else not _looks_like_update(e)):
-            for check in value_checks(e):
-                check(normal)
+            for name, ordered, check in value_checks(e):
+                if name is None:
+                    check(values)
+                    continue
+                v = values[name]
+                t = type(v)
+                if ordered and (t is str or t is int or t is Decimal or t is bytes):
+                    continue  # a string, number or binary: what an ordering operator takes
+                check(normalize(v, name))
 
 
 def _check_empty(expressions: Any, kinds: Any) -> None:
