@@ -322,3 +322,38 @@ def test_a_prefix_is_refused_at_declaration_or_every_record_lands(
         assert all(".." not in k.split("/") and not k.startswith("/") for k in keys)
         new = {f for f in files(root) - before if not f.startswith(("lake/", "state.db"))}
         assert new <= {"warehouse.duckdb", "warehouse.duckdb.wal"}, f"written outside the lake: {new}"
+
+
+@FUZZ
+@given(records=batch())
+def test_parquet_paths_store_the_same_rows(records: list[bytes]) -> None:
+    """The column-wise Parquet path (PyArrow parses and converts the batch) and the
+    record-by-record one (a Python partition function forces it) store the same rows under
+    the same keys and fail the same records."""
+    with fresh_app() as (app, _):
+        s = app.stream("in")
+        for name, key in (("fast", ".p"), ("slow", lambda r: r["p"])):
+            app.delivery(
+                name,
+                source=s,
+                format="parquet",
+                prefix=f"{name}/p=!{{partitionKeyFromQuery:p}}/",
+                error_prefix=f"{name}-errors/!{{firehose:error-output-type}}/",
+                partition_keys={"p": key},
+            )
+        tagged = [r.replace(b'{"_i": ', b'{"p": "x", "_i": ', 1) for r in records]
+        s.put_many([{"data": r, "partition_key": str(i)} for i, r in enumerate(tagged)])
+        app.drain(timeout_s=15)
+
+        def rows(prefix: str) -> dict[str, list[Any]]:
+            return {_relative(k): sorted(map(repr, v)) for k, v in read(app, prefix).items()}
+
+        def errors(prefix: str) -> dict[str, list[Any]]:
+            return {_relative(k): [_without_message(d) for d in v] for k, v in read(app, prefix).items()}
+
+        assert rows("fast/") == rows("slow/")
+        fast, slow = errors("fast-errors/"), errors("slow-errors/")
+        for docs in (*fast.values(), *slow.values()):
+            for d in docs:
+                d.pop("dataCatalogTable", None)
+        assert fast == slow
