@@ -134,8 +134,31 @@ class DrainTimeout(EventlakeError):
     """``drain`` ran out of time with work still pending."""
 
 
-class MissingDependency(ConfigError):
-    """An optional engine driver is not installed; the message says what to pip install."""
+class QueryError(EventlakeError):
+    """DuckDB refused or failed a query; the message is DuckDB's, with the query."""
 
-    def __init__(self, what: str, extra: str) -> None:
-        super().__init__(f"{what} needs an optional dependency: pip install 'eventlake[{extra}]'")
+
+class RecordError(EventlakeError):
+    """A record that a delivery cannot write to the lake; ``code`` is Firehose's error code
+    (``InvalidJSON``, ``Lambda.FunctionError``...), which the error object in the lake carries."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MissingDependency(ConfigError):
+    """An optional engine driver is not installed; the message says what to pip install.
+
+    Give the ``ImportError`` as ``cause``: a driver that is installed but cannot load (psycopg
+    without its binary package or a libpq) fails differently from one that is absent, and the
+    user needs to see which of the two happened.
+    """
+
+    def __init__(self, what: str, extra: str, cause: ImportError | None = None) -> None:
+        why = f" ({cause})" if cause is not None else ""
+        super().__init__(
+            f"{what} needs an optional dependency that is not installed{why}; "
+            f"run: pip install 'eventlake[{extra}]'"
+        )
+        self.extra = extra

@@ -43,7 +43,7 @@ class PostgresBackend(SqlBackend):
             import psycopg
             import psycopg_pool
         except ImportError as e:  # pragma: no cover - depends on the install
-            raise MissingDependency("the PostgreSQL backend", "postgres") from e
+            raise MissingDependency("the PostgreSQL backend", "postgres", e) from e
         self._psycopg = psycopg
         self.url = url
         self._dsn = url.replace("postgres://", "postgresql://", 1)

@@ -22,18 +22,12 @@ import json
 import re
 from typing import Any
 
+from ..errors import RecordError
+
 MAX_DEPTH = 256
 
 _STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-class RecordError(Exception):
-    """A record that cannot be delivered; ``code`` is Firehose's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def error_output_type(code: str) -> str:

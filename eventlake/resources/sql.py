@@ -21,17 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EventlakeError, ResourceNotFound, ValidationError
+from ..errors import QueryError, ResourceNotFound, ValidationError
 from . import sql_sandbox
 
 if TYPE_CHECKING:
     from ..config import Settings
     from .catalog import Catalog, CatalogTable
     from .lake import Lake
-
-
-class QueryError(EventlakeError):
-    """DuckDB refused or failed a query; the message is DuckDB's, with the query."""
 
 
 class SqlResult:
