@@ -40,6 +40,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import EventlakeError
+
 # Table functions a read-only query may call: readers of the lake, generators, and
 # introspection of the query's own (empty, temporary) catalog.
 ALLOWED_TABLE_FUNCTIONS = frozenset(
@@ -90,11 +92,11 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
 _FRAME = struct.Struct(">Q")
 
 
-class Refused(Exception):
+class Refused(EventlakeError):
     """The statement is not a read the sandbox runs."""
 
 
-class LimitReached(Exception):
+class LimitReached(EventlakeError):
     """The query needed more memory than the sandbox allows."""
 
 
@@ -320,7 +322,7 @@ def _serve(memory_mb: int, threads: int, address_space_mb: int) -> None:
 # -- the parent's side
 
 
-class SandboxError(Exception):
+class SandboxError(EventlakeError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
