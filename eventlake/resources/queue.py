@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import secrets
 import uuid
@@ -23,6 +22,7 @@ from typing import Any
 from ..errors import ReceiptHandleIsInvalid, SizeLimitExceeded, ValidationError
 from ..events.sqs import md5_of_message_attributes
 from .env import Env, check_name
+from .stream import show
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_BATCH = 10
@@ -186,7 +186,7 @@ def _check_attrs(attrs: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _check_attr_name(name: Any) -> None:
     if not isinstance(name, str):
-        raise ValidationError(f"message attribute names are strings, got {name!r:.80}")
+        raise ValidationError(f"message attribute names are strings, got {show(name)}")
     if not name:
         raise ValidationError("The request must contain non-empty message attribute name.")
     if len(name) > 256:
@@ -232,7 +232,7 @@ def _check_attr_value(name: str, v: Any) -> dict[str, Any]:
             f"The message attribute {name!r} must contain non-empty message attribute type."
         )
     if not isinstance(dtype, str):
-        raise ValidationError(f"message attribute {name!r}: DataType must be a string, got {dtype!r:.80}")
+        raise ValidationError(f"message attribute {name!r}: DataType must be a string, got {show(dtype)}")
     if len(dtype) > 256 or _bad_char(dtype) is not None:
         raise ValidationError(
             f"message attribute {name!r}: DataType must be at most 256 characters SQS allows in a body"
@@ -326,13 +326,14 @@ def _decode_attrs(raw: str | None) -> dict[str, Any]:
 
 def _seconds(value: Any, what: str, high: float, low: float = 0) -> float:
     """A number of seconds within SQS's bounds, or a ValidationError naming the argument."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, Decimal))
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise ValidationError(f"{what} must be a number of seconds {low:g}-{high:g}, got {value!r:.80}")
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, Decimal))
+    if ok:
+        try:
+            ok = low <= value <= high  # False for NaN; a Decimal NaN raises InvalidOperation
+        except ArithmeticError:
+            ok = False
+    if not ok:
+        raise ValidationError(f"{what} must be a number of seconds {low:g}-{high:g}, got {show(value)}")
     return float(value)
 
 
@@ -433,7 +434,7 @@ class Queue:
                 if not isinstance(v, str) or _FIFO_ID.fullmatch(v) is None:
                     raise ValidationError(
                         f"queue {self.name!r}: {what} must be 1-128 characters of A-Z, a-z, 0-9 "
-                        f"and ASCII punctuation (SQS's rule), got {v!r:.140}"
+                        f"and ASCII punctuation (SQS's rule), got {show(v)}"
                     )
             delay = self.delay_s
         else:
@@ -472,13 +473,13 @@ class Queue:
         for eid in ids:
             if not isinstance(eid, str) or _ENTRY_ID.fullmatch(eid) is None:
                 raise ValidationError(
-                    f"queue {self.name!r}: batch entry id {eid!r:.100} is invalid: use 1-80 of "
+                    f"queue {self.name!r}: batch entry id {show(eid)} is invalid: use 1-80 of "
                     "A-Z, a-z, 0-9, hyphen and underscore (SQS's InvalidBatchEntryId)"
                 )
         if len(set(ids)) != len(ids):
             raise ValidationError(
                 f"queue {self.name!r}: two batch entries have the same id "
-                f"{next(x for x in ids if ids.count(x) > 1)!r} (SQS's BatchEntryIdsNotDistinct)"
+                f"{show(next(x for x in ids if ids.count(x) > 1))} (SQS's BatchEntryIdsNotDistinct)"
             )
         prepared: list[Any] = []
         out = SendBatchResult([None] * len(entries))  # type: ignore[list-item]
@@ -576,7 +577,7 @@ class Queue:
     ) -> list[Message]:
         """ReceiveMessage; ``wait_s`` > 0 long-polls until a message arrives or time runs out."""
         if type(max_messages) is not int or not 1 <= max_messages <= MAX_BATCH:
-            raise ValidationError(f"max_messages must be an integer 1-{MAX_BATCH}, got {max_messages!r:.80}")
+            raise ValidationError(f"max_messages must be an integer 1-{MAX_BATCH}, got {show(max_messages)}")
         wait = self.receive_wait_s if wait_s is None else _seconds(wait_s, "wait_s", 20)
         vis = (
             self.visibility_timeout_s
@@ -686,9 +687,10 @@ class Queue:
             not isinstance(receipt_handle, str)
             or ":" not in receipt_handle
             or not receipt_handle.isascii()
+            or not receipt_handle.isprintable()
             or len(receipt_handle) > 1024
         ):
-            raise ReceiptHandleIsInvalid(f"The input receipt handle {receipt_handle!r:.120} is not valid")
+            raise ReceiptHandleIsInvalid(f"The input receipt handle {show(receipt_handle)} is not valid")
         return receipt_handle.split(":", 1)[0]
 
     def delete(self, receipt_handle: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -24,13 +25,23 @@ MAX_PUT_RECORDS_BYTES = 5 * 1024 * 1024
 HASH_SPACE = 1 << 128
 
 
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong = 3, 80, 80, 60
+
+
+def show(value: Any) -> str:
+    """A bounded repr of a caller's value for an error message: a plain repr of data nested a
+    thousand levels raises RecursionError, and one of a megabyte fills the message."""
+    return _SHOW.repr(value)
+
+
 def format_seq(n: int) -> str:
     return str(n).zfill(SEQ_WIDTH)
 
 
 def parse_seq(s: str) -> int:
     if not isinstance(s, str) or not s.isascii() or not s.isdigit():
-        raise ValidationError(f"invalid sequence number {s!r:.80}: expected a decimal string")
+        raise ValidationError(f"invalid sequence number {show(s)}: expected a decimal string")
     return int(s)
 
 
@@ -45,7 +56,7 @@ def shard_index(sid: str) -> int:
         or not sid[8:].isascii()
         or not sid[8:].isdigit()
     ):
-        raise ValidationError(f"invalid shard id {sid!r:.80}: expected shardId-000000000000")
+        raise ValidationError(f"invalid shard id {show(sid)}: expected shardId-000000000000")
     return int(sid[8:])
 
 
@@ -210,7 +221,12 @@ class Stream:
         if not isinstance(partition_key, str) or not 1 <= len(partition_key) <= 256:
             raise ValidationError(
                 f"stream {self.name!r}: partition_key must be a string of 1-256 characters, "
-                f"got {partition_key!r:.80}"
+                f"got {show(partition_key)}"
+            )
+        if "\x00" in partition_key:  # no text column of PostgreSQL can hold it: refused everywhere
+            raise ValidationError(
+                f"stream {self.name!r}: partition_key contains a NUL character at "
+                f"{partition_key.index(chr(0))}; partition keys are text, NUL excluded"
             )
         payload = to_bytes(data)
         size = len(payload) + len(_utf8(partition_key, f"stream {self.name!r}: partition_key"))
@@ -229,7 +245,7 @@ class Stream:
         ):
             raise ValidationError(
                 f"stream {self.name!r}: explicit_hash_key must be a decimal number below 2**128 "
-                f"in ASCII digits without leading zeros, got {explicit_hash_key!r:.80}"
+                f"in ASCII digits without leading zeros, got {show(explicit_hash_key)}"
             )
         return shard_for(partition_key, self.shards, explicit_hash_key), partition_key, payload
 
@@ -270,7 +286,13 @@ class Stream:
                         data = data.encode()
                     except UnicodeEncodeError:  # a lone surrogate: the checked path says so
                         data = None
-                if type(data) is bytes and type(pk) is str and 0 < len(pk) <= 256 and pk.isascii():
+                if (
+                    type(data) is bytes
+                    and type(pk) is str
+                    and 0 < len(pk) <= 256
+                    and pk.isascii()
+                    and "\x00" not in pk
+                ):
                     size = len(data) + len(pk)
                     if size <= MAX_RECORD_BYTES:
                         shard = (
@@ -330,13 +352,15 @@ class Stream:
         if idx >= self.shards:
             raise ResourceNotFound(f"stream {self.name!r} has no shard {shard}")
         if type(limit) is not int or not 1 <= limit <= 10_000:
-            raise ValidationError(f"limit must be an integer 1-10000, got {limit!r:.80}")
+            raise ValidationError(f"limit must be an integer 1-10000, got {show(limit)}")
         if not isinstance(position, str):
-            raise ValidationError(f"position must be a string such as 'TRIM_HORIZON', got {position!r:.80}")
+            raise ValidationError(f"position must be a string such as 'TRIM_HORIZON', got {show(position)}")
         if timestamp is not None and (
-            not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool) or timestamp != timestamp
+            not isinstance(timestamp, (int, float))
+            or isinstance(timestamp, bool)
+            or not -1e12 < timestamp < 1e12  # NaN too
         ):
-            raise ValidationError(f"timestamp must be seconds since the epoch, got {timestamp!r:.80}")
+            raise ValidationError(f"timestamp must be seconds since the epoch, got {show(timestamp)}")
 
         def rd(txn: Any) -> list[Record]:
             after = self.start_after(txn, idx, position, sequence_number, timestamp)
@@ -367,7 +391,7 @@ class Stream:
             n = parse_seq(sequence_number)
             return n - 1 if position == "AT_SEQUENCE_NUMBER" else n
         raise ValidationError(
-            f"unknown starting position {position!r}: use TRIM_HORIZON, LATEST, AT_TIMESTAMP, "
+            f"unknown starting position {show(position)}: use TRIM_HORIZON, LATEST, AT_TIMESTAMP, "
             "AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER"
         )
 

@@ -51,7 +51,7 @@ from ..expressions import (
     validate_placeholders,
 )
 from .env import Env, check_name
-from .stream import shard_for
+from .stream import shard_for, show
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_TRANSACT_ACTIONS = 100
@@ -598,9 +598,13 @@ class Table:
             raise ValidationError("segment and total_segments go together")
         if total_segments is not None:
             if type(total_segments) is not int or not 1 <= total_segments <= 1_000_000:
-                raise ValidationError(f"total_segments must be an integer 1-1000000, got {total_segments!r}")
+                raise ValidationError(
+                    f"total_segments must be an integer 1-1000000, got {show(total_segments)}"
+                )
             if type(segment) is not int or not 0 <= segment < total_segments:
-                raise ValidationError(f"segment must be an integer 0..{total_segments - 1}, got {segment!r}")
+                raise ValidationError(
+                    f"segment must be an integer 0..{total_segments - 1}, got {show(segment)}"
+                )
         validate_placeholders([filter, projection], names, values, ["condition", "projection"])
         after = self._encode_key(self._key_arg(start_key, "start_key")) if start_key else None
         paths = parse_projection(projection, names) if projection else None
@@ -732,14 +736,23 @@ def _store(txn: Any, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created:
         raise RetryTransaction(f"item of {table!r} created concurrently")
 
 
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (a lone surrogate is not, and no store can keep it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_limit(limit: Any) -> None:
     if limit is not None and (type(limit) is not int or limit < 1):
-        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+        raise ValidationError(f"limit must be a positive integer, got {show(limit)}")
 
 
 def _check_return(value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValidationError(f"return_values must be one of {', '.join(allowed)}, got {value!r}")
+        raise ValidationError(f"return_values must be one of {', '.join(allowed)}, got {show(value)}")
 
 
 def _returned(
@@ -804,10 +817,14 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
     if not isinstance(actions, Sequence) or not 1 <= len(actions) <= MAX_TRANSACT_ACTIONS:
         raise ValidationError(
             f"transact takes 1-{MAX_TRANSACT_ACTIONS} actions, got "
-            f"{len(actions) if isinstance(actions, Sequence) else actions!r}"
+            f"{len(actions) if isinstance(actions, Sequence) else show(actions)}"
         )
-    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 36):
-        raise ValidationError(f"token must be a string of 1-36 characters, got {token!r}")
+    if token is not None and (
+        not isinstance(token, str) or not 1 <= len(token) <= 36 or not _encodable(token) or "\x00" in token
+    ):
+        raise ValidationError(
+            f"token must be a string of 1-36 valid Unicode characters other than NUL, got {show(token)}"
+        )
     seen: set[tuple[str, bytes, bytes]] = set()
     encoded = []
     for i, a in enumerate(actions):
