@@ -265,6 +265,9 @@ def test_sql_sees_the_store_as_it_is_now(lake_app: App) -> None:
     assert lake_app.sql("SELECT sum(v) FROM t").rows() == [(3,)]
     lake_app.lake.delete("t/part-0.parquet")
     assert lake_app.sql("SELECT sum(v) FROM t").rows() == [(2,)]
+    for v in (7, 8, 9):  # same size, rewritten at once
+        lake_app.lake.put("t/part-1.parquet", _parquet({"v": [v]}))
+        assert lake_app.sql("SELECT sum(v) FROM t").rows() == [(v,)]
 
 
 def test_create_table_as_writes_into_the_store(lake_app: App) -> None:

@@ -84,38 +84,64 @@ class SqlEngine:
         self.catalog = catalog
         self.settings = settings
         self.path = settings.warehouse_path
+        self._mirror: str | None = None
+        self._mirrored: dict[str, tuple[int, str, float]] = {}
+        self._mirror_lock = threading.Lock()
 
     def close(self) -> None:
-        """Nothing to release: sandbox workers are shared by the process and hold no app state."""
+        """Remove the copy of a lake without a folder; sandbox workers are shared by the
+        process and hold no app state."""
+        with self._mirror_lock:
+            if self._mirror is not None:
+                shutil.rmtree(self._mirror, ignore_errors=True)
+                self._mirror, self._mirrored = None, {}
 
     @contextmanager
     def _lake_root(self) -> Iterator[tuple[str, bool]]:
-        """The folder DuckDB reads the lake from, and whether it outlives this query. A store
-        without a local folder (``memory://``) is copied into a private one for the query: the
-        sandbox process cannot see this process's memory, and DuckDB reads files natively."""
+        """The folder DuckDB reads the lake from, and whether the sandbox may keep an instance
+        for it. A store without a local folder (``memory://``) is mirrored into a private one,
+        brought up to date before each query and held while it runs: the sandbox process cannot
+        see this process's memory, and DuckDB reads files natively."""
         root = self.lake.store.local_root()
         if root is not None:
             yield root, True
             return
-        staged = tempfile.mkdtemp(prefix="eventlake-sql-")
-        try:
-            for info in self.lake.list():
-                path = os.path.join(staged, info.key)
-                try:
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    with open(path, "wb") as f:
-                        f.write(self.lake.get(info.key))
-                except ResourceNotFound:
-                    continue  # deleted since the listing
-                except OSError as e:
-                    raise QueryError(
-                        f"lake object {info.key!r} cannot be copied for SQL ({e.strerror}): SQL reads "
-                        "objects as files, so no key may be a folder of another or have a segment "
-                        "over 255 bytes"
-                    ) from None
-            yield staged, False
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+        with self._mirror_lock:
+            yield self._sync_mirror(), True
+
+    def _sync_mirror(self) -> str:
+        if self._mirror is None:
+            self._mirror = tempfile.mkdtemp(prefix="eventlake-sql-")
+        mirror = self._mirror
+        seen: dict[str, tuple[int, str, float]] = {}
+        for info in self.lake.list():
+            stamp = (info.size, info.etag, info.modified)
+            seen[info.key] = stamp
+            if self._mirrored.get(info.key) == stamp:
+                continue
+            path = os.path.join(mirror, info.key)
+            try:
+                data = self.lake.get(info.key)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.{os.getpid()}.part"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except ResourceNotFound:
+                del seen[info.key]  # deleted since the listing
+            except OSError as e:
+                raise QueryError(
+                    f"lake object {info.key!r} cannot be copied for SQL ({e.strerror}): SQL reads "
+                    "objects as files, so no key may be a folder of another or have a segment "
+                    "over 255 bytes"
+                ) from None
+        for key in set(self._mirrored) - set(seen):
+            try:
+                os.unlink(os.path.join(mirror, key))
+            except OSError:
+                pass
+        self._mirrored = seen
+        return mirror
 
     def _sandboxed(self, query: str) -> Any:
         """The query's result (an Arrow table) from the sandbox; eventlake errors only."""

@@ -220,6 +220,8 @@ def _config(memory_mb: int, threads: int) -> dict[str, Any]:
         "allow_community_extensions": False,
         "allow_persistent_secrets": False,
         "python_enable_replacements": False,
+        # A lake object rewritten within a second keeps its size and mtime: never serve a copy.
+        "enable_external_file_cache": False,
     }
 
 
