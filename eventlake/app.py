@@ -18,6 +18,7 @@ from .backends.objects import ObjectStore, open_object_store
 from .backends.registry import open_url
 from .config import Settings
 from .errors import ValidationError
+from .ports.log import LogStore
 from .resources.env import Clock, Env
 from .resources.lake import Lake
 from .resources.queue import Queue
@@ -78,7 +79,7 @@ class App:
         )
         self.name = name
         state = state_obj or open_state_backend(self.settings.state_url)
-        streams = None
+        streams: LogStore | None = None
         if self.settings.stream_url and not same_store(self.settings.stream_url, self.settings.state_url):
             streams = open_url("log", self.settings.stream_url, setting="stream_url")
         self.env = Env(name, state, self.settings, clock=clock or Clock(), streams=streams)
@@ -278,7 +279,15 @@ class App:
 
         if not isinstance(stream, Stream):
             raise ValidationError(f"on_stream needs a Stream, got {stream!r}")
-        return self._stream_trigger("on_stream", KinesisSource(stream), options)
+        deco = self._stream_trigger("on_stream", KinesisSource(stream), options)
+        if not options.get("atomic"):
+            return deco
+
+        def atomic_deco(handler: Handler) -> Handler:
+            stream.check_atomic(f"on_stream {options.get('name') or getattr(handler, '__name__', '?')!r}")
+            return deco(handler)
+
+        return atomic_deco
 
     def on_table_stream(self, table: Table, **options: Any) -> Callable[[Handler], Handler]:
         """Invoke the handler with DynamoDB Streams events from ``table``'s change stream."""

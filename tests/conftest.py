@@ -1,4 +1,4 @@
-"""Shared fixtures: every semantic test runs against SQLite and a real PostgreSQL.
+"""Shared fixtures: every semantic test runs against SQLite, a real PostgreSQL and memory://.
 
 PostgreSQL tests get a schema of their own (``search_path`` in the URL), so they are
 isolated from each other without creating databases. A missing server is a failure, never
@@ -35,12 +35,32 @@ def _pg_schema_url() -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    if request.param == "sqlite":
+def _state_url(kind: str, tmp_path: Any) -> Iterator[str]:
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path}/state.db"
-    else:
+    elif kind == "postgres":
         yield from _pg_schema_url()
+    else:
+        from eventlake.backends.memory import drop
+
+        # Named, so an App closed and opened again in the test finds its data.
+        url = f"memory://test-{uuid.uuid4().hex[:12]}"
+        try:
+            yield url
+        finally:
+            drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "memory"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """Every state backend; the semantic tests run on each."""
+    yield from _state_url(request.param, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_state_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """The state backends several processes can share, for tests that start workers."""
+    yield from _state_url(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -53,9 +73,7 @@ def postgres_url() -> Iterator[str]:
     yield from _pg_schema_url()
 
 
-@pytest.fixture
-def app_factory(state_url: str, tmp_path: Any) -> Iterator[Callable[..., App]]:
-    """Apps on the parametrised backend; retry backoff is short so failure tests run fast."""
+def _apps(state_url: str, tmp_path: Any) -> Iterator[Callable[..., App]]:
     from eventlake import App
 
     apps: list[App] = []
@@ -74,6 +92,18 @@ def app_factory(state_url: str, tmp_path: Any) -> Iterator[Callable[..., App]]:
     yield make
     for a in apps:
         a.close()
+
+
+@pytest.fixture
+def app_factory(state_url: str, tmp_path: Any) -> Iterator[Callable[..., App]]:
+    """Apps on the parametrised backend; retry backoff is short so failure tests run fast."""
+    yield from _apps(state_url, tmp_path)
+
+
+@pytest.fixture
+def shared_app_factory(shared_state_url: str, tmp_path: Any) -> Iterator[Callable[..., App]]:
+    """Apps on the backends several worker processes can share."""
+    yield from _apps(shared_state_url, tmp_path)
 
 
 @pytest.fixture

@@ -325,15 +325,15 @@ def test_sqlite_items_live_in_a_rowid_table_and_old_files_keep_their_layout(tmp_
         old.close()
 
 
-def test_rows_appended_under_reserved_numbers_are_read_back_in_order(backend: StateBackend) -> None:
-    """Change records take their number first and may be written at commit; a read in the
-    same transaction sees them, a rollback keeps none, and committed numbers never repeat."""
+def test_change_records_are_read_back_in_order_and_rolled_back_with_their_transaction(
+    backend: StateBackend,
+) -> None:
+    """Change records (log_add) may be written at commit; a read in the same transaction sees
+    them, a rollback keeps none, and committed numbers never repeat."""
 
     def write(t):
-        a = t.log_reserve("chg", 0)
-        b = t.log_reserve("chg", 0)
-        t.log_append_at("chg", 0, a, "k", b"first", 1.0)
-        t.log_append_at("chg", 0, b, "k", b"second", 2.0)
+        a = t.log_add("chg", 0, "k", b"first", 1.0)
+        b = t.log_add("chg", 0, "k", b"second", 2.0)
         assert [r.data for r in t.log_read("chg", 0, 0, 10)] == [b"first", b"second"]
         assert t.log_last_seq("chg", 0) == b
         return a, b
@@ -342,15 +342,15 @@ def test_rows_appended_under_reserved_numbers_are_read_back_in_order(backend: St
     assert b == a + 1
 
     def abandoned(t):
-        t.log_append_at("chg", 0, t.log_reserve("chg", 0), "k", b"lost", 3.0)
+        t.log_add("chg", 0, "k", b"lost", 3.0)
         raise RuntimeError("roll back")
 
     with pytest.raises(RuntimeError):
         backend.transaction(abandoned)
-    c = backend.transaction(lambda t: t.log_reserve("chg", 0))
-    assert c > b
+    c = backend.transaction(lambda t: t.log_add("chg", 0, "k", b"third", 4.0))
+    assert c == b + 1
     rows = backend.transaction(lambda t: t.log_read("chg", 0, 0, 10))
-    assert [(r.seq, r.data) for r in rows] == [(a, b"first"), (b, b"second")]
+    assert [(r.seq, r.data) for r in rows] == [(a, b"first"), (b, b"second"), (c, b"third")]
 
 
 def test_sqlite_remembered_sequence_numbers_follow_other_writers(sqlite_url: str) -> None:

@@ -93,7 +93,8 @@ def kill_one(sup: subprocess.Popen[bytes], rng: random.Random) -> int:
 
 
 @pytest.mark.parametrize("atomic", [False, True], ids=["at-least-once", "atomic"])
-def test_kill_9_workers_mid_batch(state_url: str, tmp_path: Path, atomic: bool) -> None:
+def test_kill_9_workers_mid_batch(shared_state_url: str, tmp_path: Path, atomic: bool) -> None:
+    state_url = shared_state_url
     (tmp_path / "crashapp.py").write_text(APP)
     env = {
         **os.environ,
@@ -228,7 +229,8 @@ CONCURRENCY_APP = textwrap.dedent(
 )
 
 
-def test_reserved_concurrency_holds_across_worker_processes(state_url: str, tmp_path: Path) -> None:
+def test_reserved_concurrency_holds_across_worker_processes(shared_state_url: str, tmp_path: Path) -> None:
+    state_url = shared_state_url
     (tmp_path / "concapp.py").write_text(CONCURRENCY_APP)
     env = {**os.environ, "EVENTLAKE_STATE_URL": state_url, "EVENTLAKE_LAKE_URL": f"file://{tmp_path}/lake"}
     producer = App("conc", state_url=state_url, lake_url=f"file://{tmp_path}/lake")

@@ -119,8 +119,8 @@ def test_lab1_is_wrong_with_stale_versions_even_without_failures(sqlite_url: str
 
 
 @pytest.mark.parametrize("mode", ["lab2", "atomic"])
-def test_chaos_kills_do_not_change_totals(state_url: str, tmp_path: Path, mode: str) -> None:
-    _chaos_round(state_url, tmp_path, mode, workers=2)
+def test_chaos_kills_do_not_change_totals(shared_state_url: str, tmp_path: Path, mode: str) -> None:
+    _chaos_round(shared_state_url, tmp_path, mode, workers=2)
 
 
 def test_chaos_kills_of_a_lone_worker_do_not_change_totals(sqlite_url: str, tmp_path: Path) -> None:

@@ -558,11 +558,11 @@ def test_object_trigger_honours_on_failure(app: App) -> None:
     assert app.queue("parse-dlq").receive() == []
 
 
-def test_worker_metrics_merge_what_every_worker_published(app_factory) -> None:
+def test_worker_metrics_merge_what_every_worker_published(shared_app_factory) -> None:
     """Worker processes publish their metrics to the state backend; any process reads the sum."""
     import threading
 
-    app = app_factory("wm")
+    app = shared_app_factory("wm")
     s = app.stream("in")
 
     @app.on_stream(s, batch_size=10)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import MissingDependency, TransactionAborted
-from .base import Txn
+from ..ports.state import StateTxn
 from .sql import Dialect, SqlBackend, SqlTxn
 
 T = TypeVar("T")
@@ -69,7 +69,7 @@ class PostgresBackend(SqlBackend):
         pool.wait(timeout=30)
         return pool
 
-    def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:
+    def _run_once(self, fn: Callable[[StateTxn], T], readonly: bool) -> T:
         if os.getpid() != self._pid:
             self.reset_after_fork()
         # The callbacks run after the block, that is after the commit.

@@ -39,14 +39,17 @@ _Ref = str | Factory
 
 _SQLITE = "eventlake.backends.sqlite:SqliteBackend"
 _POSTGRES = "eventlake.backends.postgres:PostgresBackend"
+_MEMORY = "eventlake.backends.memory:open_memory"
 
 _FACTORIES: dict[tuple[str, str], _Ref] = {
     ("state", "sqlite"): _SQLITE,
     ("state", "postgresql"): _POSTGRES,
     ("state", "postgres"): _POSTGRES,
+    ("state", "memory"): _MEMORY,
     ("log", "sqlite"): _SQLITE,
     ("log", "postgresql"): _POSTGRES,
     ("log", "postgres"): _POSTGRES,
+    ("log", "memory"): _MEMORY,
     ("objects", "file"): "eventlake.backends.objects:FileStore",
     ("objects", "memory"): "eventlake.backends.objects:MemoryStore",
 }

@@ -12,12 +12,15 @@ import functools
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import TransactionConflict
-from .base import LogRow, QueueRow, RetryTransaction, StateBackend, Txn
+from ..ports.log import LogRow
+from ..ports.queues import QueueRow
+from ..ports.state import RetryTransaction, StateBackend, StateTxn
 
 T = TypeVar("T")
 
@@ -106,8 +109,9 @@ _active: contextvars.ContextVar[dict[int, SqlTxn] | None] = contextvars.ContextV
 _active_reset = _active.reset
 
 
-class SqlTxn(Txn):
-    """Port primitives over a DB-API cursor."""
+class SqlTxn:
+    """Every port's operations over one DB-API cursor (a ``StateTxn``, checked by mypy where
+    the engines pass it to transaction functions)."""
 
     def __init__(self, cur: Any, dialect: Dialect, locker: Callable[[str], None]) -> None:
         self.cur = cur
@@ -200,9 +204,6 @@ class SqlTxn(Txn):
             )
         return [(bytes(a), bytes(b), bytes(c)) for a, b, c in rows]
 
-    def item_drop_table(self, table: str) -> None:
-        self._exec("DELETE FROM el_items WHERE tbl = ?", (table,))
-
     # -- log
     # Sequence numbers never go backwards, even after trimming empties a shard: the counter
     # row keeps the next number. Engines with serial writes update it only when trimming.
@@ -232,6 +233,20 @@ class SqlTxn(Txn):
         self._next_seq[key] = first + n
         return first
 
+    def log_declare(self, stream: str, meta: str, *, replace: bool = False) -> str | None:
+        old = self.kv_get("meta", stream)
+        if old is None:
+            if self.kv_insert("meta", stream, meta):
+                return None
+            old = self.kv_get("meta", stream)
+        if replace:
+            self.kv_put("meta", stream, meta)
+        return old
+
+    def log_store_id(self) -> str:
+        self.kv_insert("meta", "store-id", uuid.uuid4().hex)
+        return str(self.kv_get("meta", "store-id"))
+
     def log_append(self, stream: str, shard: int, rows: Sequence[tuple[str, bytes, float]]) -> int:
         if self._log_rows:
             self.flush()
@@ -247,18 +262,9 @@ class SqlTxn(Txn):
             )
         return first
 
-    def log_reserve(self, stream: str, shard: int) -> int:
-        return self._log_next(stream, shard, 1)
-
-    def log_append_at(self, stream: str, shard: int, seq: int, pkey: str, data: bytes, ts: float) -> None:
+    def log_add(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
         # Held back and written together (executemany) before the next read of the log and
         # before the commit: a batch of a hundred change records is one call into the driver.
-        rows = self._log_rows
-        if rows is None:
-            rows = self._log_rows = []
-        rows.append((stream, shard, seq, pkey, data, ts))
-
-    def log_add(self, stream: str, shard: int, pkey: str, data: bytes, ts: float) -> int:
         key = (stream, shard)
         seq = self._next_seq.get(key) if self.d.serial_writes else None
         if seq is None:
@@ -272,7 +278,7 @@ class SqlTxn(Txn):
         return seq
 
     def flush(self) -> None:
-        """Write the rows held back by :meth:`log_append_at` (the engines call it before
+        """Write the change records held back by :meth:`log_add` (the engines call it before
         committing; log reads call it first), and the counters taken from in memory."""
         rows = self._log_rows
         if rows:
@@ -493,7 +499,7 @@ class SqlBackend(StateBackend):
     dialect: Dialect
     max_attempts = 30
 
-    def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:  # pragma: no cover
+    def _run_once(self, fn: Callable[[StateTxn], T], readonly: bool) -> T:  # pragma: no cover
         raise NotImplementedError
 
     def _is_conflict(self, exc: BaseException) -> bool:  # pragma: no cover
@@ -510,7 +516,7 @@ class SqlBackend(StateBackend):
         active = _active.get()
         return active.get(id(self)) if active else None
 
-    def transaction(self, fn: Callable[[Txn], T], *, readonly: bool = False) -> T:
+    def transaction(self, fn: Callable[[StateTxn], T], *, readonly: bool = False) -> T:
         active = _active.get()
         if active and id(self) in active:
             return fn(active[id(self)])

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from ..errors import ConfigError, TransactionConflict
-from .base import Txn
+from ..ports.state import StateTxn
 from .sql import Dialect, SqlBackend, SqlTxn, _active_reset
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ class SqliteBackend(SqlBackend):
         finally:
             _GUARD.leave()
 
-        def create(txn: Txn) -> None:
+        def create(txn: StateTxn) -> None:
             for ddl in DIALECT.ddl():
                 txn.cur.execute(ddl)  # type: ignore[attr-defined]  # an SqlTxn
 
@@ -352,7 +352,7 @@ class SqliteBackend(SqlBackend):
             conn = self._writer = self._open(shared=True)
         return conn
 
-    def _run_once(self, fn: Callable[[Txn], T], readonly: bool) -> T:
+    def _run_once(self, fn: Callable[[StateTxn], T], readonly: bool) -> T:
         _GUARD.enter()
         try:
             if readonly:
@@ -401,7 +401,7 @@ class SqliteBackend(SqlBackend):
         finally:
             _GUARD.leave()
 
-    def _body(self, conn: sqlite3.Connection, fn: Callable[[Txn], T], write: bool = False) -> Any:
+    def _body(self, conn: sqlite3.Connection, fn: Callable[[StateTxn], T], write: bool = False) -> Any:
         """Run ``fn`` in the transaction just begun on ``conn`` and commit; on any failure the
         caller rolls back (:func:`_abandon`), whatever step failed, the commit included."""
         txn = SqlTxn(conn.cursor(), DIALECT, _no_lock)

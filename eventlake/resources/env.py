@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ValidationError
+from ..errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
-    from ..backends.base import StateBackend
     from ..backends.objects import ObjectStore
     from ..config import Settings
+    from ..ports.log import LogStore
+    from ..ports.state import StateBackend
 
 
 class Clock:
@@ -103,11 +104,21 @@ class Env:
     lake: ObjectStore | None = None
     clock: Clock = field(default_factory=Clock)
     signals: Signals = field(default_factory=Signals)
-    streams: StateBackend | None = None  # where stream records live; None: in ``state``
+    streams: LogStore | None = None  # where stream records live; None: in ``state``
 
     @property
-    def stream_store(self) -> StateBackend:
+    def stream_store(self) -> LogStore:
         return self.streams if self.streams is not None else self.state
+
+    def check_shared(self, what: str) -> None:
+        """Refuse ``what`` (several processes) when a store lives in one process's memory."""
+        for setting, store in (("state_url", self.state), ("stream_url", self.streams)):
+            if store is not None and not store.shared_between_processes:
+                raise ConfigError(
+                    f"{what}: {setting} {store.url!r} keeps its data in this process, and other "
+                    "processes cannot see it; run one worker, or use sqlite:///... or "
+                    "postgresql://... for several"
+                )
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ..errors import ResourceNotFound, SizeLimitExceeded, ValidationError
+from ..errors import ConfigError, ResourceNotFound, SizeLimitExceeded, ValidationError
 from ..events.kinesis import SEQ_WIDTH
+from ..ports.log import LogRow, LogStore, LogTxn
 from .env import Env, check_name
 
 MAX_RECORD_BYTES = 1024 * 1024  # data + partition key, as Kinesis counts it
@@ -190,25 +191,30 @@ class Stream:
         self.log = log_name or f"stream:{name}"
         # The records (and the stream's declaration) live in the stream store: the state
         # backend unless ``stream_url`` names another. Consumers' checkpoints stay in state.
-        self.store = env.stream_store
+        self.store: LogStore = env.stream_store
         self._declare()
 
     def _declare(self) -> None:
         meta = json.dumps({"shards": self.shards, "retention_hours": self.retention_hours})
-
-        def declare(txn: Any) -> str | None:
-            if txn.kv_insert("meta", self.log, meta):
-                return None
-            return txn.kv_get("meta", self.log)
-
-        existing = self.store.transaction(declare)
+        existing = self.store.transaction(lambda t: t.log_declare(self.log, meta))
         if existing is not None and json.loads(existing)["shards"] != self.shards:
             raise ValidationError(
                 f"stream {self.name!r} already exists with {json.loads(existing)['shards']} "
                 f"shards; resharding is not supported, declare it with that count"
             )
         if existing is not None and existing != meta:
-            self.store.transaction(lambda t: t.kv_put("meta", self.log, meta))
+            self.store.transaction(lambda t: t.log_declare(self.log, meta, replace=True))
+
+    def check_atomic(self, trigger: str) -> None:
+        """Refuse an ``atomic=True`` consumer where the store cannot read a batch again from
+        the checkpoint (see ``LogStore.replayable`` and docs/concepts/guarantees.md)."""
+        if not self.store.replayable:
+            raise ConfigError(
+                f"{trigger}, atomic=True: stream {self.name!r} lives in {self.store.url}, which "
+                "cannot read delivered records again, and an atomic handler's batch is re-read "
+                "from its checkpoint after a rollback; use atomic=False with idempotent writes, "
+                "or a stream_url whose store keeps its records"
+            )
 
     @property
     def shard_ids(self) -> list[str]:
@@ -321,7 +327,7 @@ class Stream:
             )
         ts = self.env.clock.time()
 
-        def write(txn: Any) -> dict[int, int]:
+        def write(txn: LogTxn) -> dict[int, int]:
             return {
                 shard: txn.log_append(self.log, shard, [(pk, p, ts) for _, pk, p in rows])
                 for shard, rows in by_shard.items()
@@ -362,7 +368,7 @@ class Stream:
         ):
             raise ValidationError(f"timestamp must be seconds since the epoch, got {show(timestamp)}")
 
-        def rd(txn: Any) -> list[Record]:
+        def rd(txn: LogTxn) -> list[Record]:
             after = self.start_after(txn, idx, position, sequence_number, timestamp)
             return [
                 self._record(idx, r)
@@ -373,7 +379,7 @@ class Stream:
         return self.store.transaction(rd, readonly=True)
 
     def start_after(
-        self, txn: Any, idx: int, position: str, sequence_number: str | None, timestamp: float | None
+        self, txn: LogTxn, idx: int, position: str, sequence_number: str | None, timestamp: float | None
     ) -> int:
         position = position.upper()
         if position == "TRIM_HORIZON":
@@ -398,7 +404,7 @@ class Stream:
     def _expired(self, ts: float) -> bool:
         return ts < self.env.clock.time() - self.retention_hours * 3600
 
-    def _record(self, idx: int, r: Any) -> Record:
+    def _record(self, idx: int, r: LogRow) -> Record:
         return Record(shard_id(idx), format_seq(r.seq), r.pkey, r.data, r.ts)
 
     def trim(self) -> int:

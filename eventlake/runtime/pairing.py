@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from ..backends.base import Txn
 from ..errors import ConfigError
 from ..resources.env import Env
@@ -20,11 +18,7 @@ def pair_stream_store(env: Env, consumers: list[str]) -> None:
     holds a checkpoint, and re-paired when none does (there is nothing to lose). Apps that
     only use tables and queues never pair: a stream store cannot affect them."""
 
-    def store_id(t: Txn) -> str:
-        t.kv_insert("meta", "store-id", uuid.uuid4().hex)
-        return str(t.kv_get("meta", "store-id"))
-
-    sid = env.stream_store.transaction(store_id)
+    sid = env.stream_store.transaction(lambda t: t.log_store_id())
 
     def pair(t: Txn) -> tuple[str, list[str]] | None:
         if t.kv_insert("meta", "stream-store", sid):

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..backends.base import LogRow, Txn
 from ..errors import EventlakeError, HandlerError, TooManyRequests
+from ..ports.log import LogTxn
 from ..resources.queue import Message, Queue
 from ..resources.stream import Stream, format_seq, shard_id
 from .functions import Function, Invoker
@@ -102,7 +103,7 @@ class StreamPoller(PullTrigger):
         return int(seq), int(end) if end else None
 
     def _init_checkpoint(self) -> int:
-        def position(txn: Txn) -> int:
+        def position(txn: LogTxn) -> int:
             pos = self.m.starting_position.upper()
             if pos == "TRIM_HORIZON":
                 return 0
@@ -176,7 +177,7 @@ class StreamPoller(PullTrigger):
             rows, end, size = [], after, 0
         simple = self.m.parallelization_factor == 1 and type(self.src).matches is Source.matches
         while len(rows) < want and not self._full:
-            def read(t: Txn, a: int = end) -> list[LogRow]:
+            def read(t: LogTxn, a: int = end) -> list[LogRow]:
                 return t.log_read(self.src.log, self.shard, a, min(max(want, 100), 2000))
 
             chunk = self.store.transaction(read, readonly=True)

@@ -64,6 +64,7 @@ class Supervisor:
         self, app: Runnable, workers: int, *, duration_s: float | None = None, restart: bool = True
     ) -> None:
         self.host = app.runtime_host()
+        self.host.env.check_shared(f"{workers} worker processes")
         self.workers = workers
         self.duration_s = duration_s
         self.restart = restart

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..backends.base import LogRow, StateBackend
+from ..backends.base import LogRow
 from ..events.kinesis import SEQ_WIDTH
 from ..expressions import load_avs
+from ..ports.log import LogStore
 from ..resources.env import Env
 from ..resources.stream import Stream, format_seq, shard_id
 
@@ -30,7 +31,7 @@ class Source:
     log = ""
     shards = 1
     failure_kind = "async"  # "kinesis" | "dynamodb" | "async"
-    store: StateBackend | None = None  # the backend holding ``log``; None: the state backend
+    store: LogStore | None = None  # the store holding ``log``; None: the state backend
 
     def matches(self, row: LogRow) -> bool:
         return True
