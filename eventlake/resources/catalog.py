@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ResourceNotFound, ValidationError
+from ..ports.kv import KvTxn
 
 TYPES = ("BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -125,6 +126,12 @@ class Catalog:
     def __init__(self, env: Any) -> None:
         self.env = env
 
+    def _raw(self, txn: KvTxn, name: str, *, lock: bool = False) -> str:
+        raw = txn.kv_get(self.NS, name, lock=lock)
+        if raw is None:
+            raise ResourceNotFound(f"catalog table {name!r} does not exist (dropped meanwhile?)")
+        return raw
+
     def get(self, name: str) -> CatalogTable | None:
         raw = self.env.state.transaction(lambda t: t.kv_get(self.NS, name), readonly=True)
         return CatalogTable.from_json(name, raw) if raw else None
@@ -176,9 +183,9 @@ class Catalog:
                 raise ValidationError(f"catalog table {name!r}: bad partition type {p!r}: {typ!r}")
         table = CatalogTable(name, prefix, format, cols, parts, lay, ptypes)
 
-        def run(txn: Any) -> None:
+        def run(txn: KvTxn) -> None:
             if not txn.kv_insert(self.NS, name, table.to_json()):
-                existing = CatalogTable.from_json(name, txn.kv_get(self.NS, name))
+                existing = CatalogTable.from_json(name, self._raw(txn, name))
                 if (existing.prefix, existing.format) != (prefix, format):
                     raise ValidationError(
                         f"catalog table {name!r} already exists over {existing.prefix!r} "
@@ -257,8 +264,8 @@ class Catalog:
         """Add new columns (and widen BIGINT to DOUBLE where asked) under the row lock; the
         column-wise counterpart of :meth:`evolve`, for batches PyArrow has already typed."""
 
-        def run(txn: Any) -> CatalogTable:
-            t = CatalogTable.from_json(name, txn.kv_get(self.NS, name, lock=True))
+        def run(txn: KvTxn) -> CatalogTable:
+            t = CatalogTable.from_json(name, self._raw(txn, name, lock=True))
             types = t.column_types()
             order = [c for c, _ in t.columns]
             changed = False

@@ -21,6 +21,8 @@ from typing import Any
 
 from ..errors import ReceiptHandleIsInvalid, SizeLimitExceeded, ValidationError
 from ..events.sqs import md5_of_message_attributes
+from ..ports.queues import QueueRow, QueueTxn
+from ..ports.state import StateTxn
 from .env import Env, check_name
 from .stream import show
 
@@ -340,7 +342,6 @@ def _seconds(value: Any, what: str, high: float, low: float = 0) -> float:
 class Queue:
     """A message queue (SQS standard or FIFO)."""
 
-    kind = "queue"
     fifo: bool
 
     def __init__(
@@ -515,9 +516,7 @@ class Queue:
         return out
 
     def _send_entries(self, entries: list[Any]) -> list[SendResult]:
-        from ..backends.base import QueueRow
-
-        def run(txn: Any) -> list[SendResult]:
+        def run(txn: StateTxn) -> list[SendResult]:
             now = self.env.clock.time()
             results = []
             rows = []
@@ -603,7 +602,7 @@ class Queue:
             if nxt is None or nxt > self.env.clock.time():
                 return []
 
-        def run(txn: Any) -> list[Message]:
+        def run(txn: StateTxn) -> list[Message]:
             moved.clear()
             now = self.env.clock.time()
             if self.fifo:
@@ -630,7 +629,7 @@ class Queue:
                     ):
                         self._redrive(txn, r, now)
                         moved.append(True)
-                        if self.fifo:
+                        if self.fifo and r.grp is not None:
                             blocked.add(r.grp)  # keep order: the group waits for the next receive
                         continue
                     receipt = f"{r.id}:{secrets.token_urlsafe(12)}"
@@ -668,9 +667,7 @@ class Queue:
             self.env.signals.notify(self.dead_letter.key)
         return msgs
 
-    def _redrive(self, txn: Any, r: Any, now: float) -> None:
-        from ..backends.base import QueueRow
-
+    def _redrive(self, txn: QueueTxn, r: QueueRow, now: float) -> None:
         dlq = self.dead_letter
         assert dlq is not None
         seq = txn.counter_next(dlq.key, 1)
@@ -705,7 +702,7 @@ class Queue:
             )
         ids = [(self._split(h), h) for h in receipt_handles]
 
-        def run(txn: Any) -> int:
+        def run(txn: StateTxn) -> int:
             n = 0
             for mid, handle in ids:
                 row = txn.q_get(self.key, mid, lock=True)
@@ -723,7 +720,7 @@ class Queue:
         timeout_s = _seconds(timeout_s, "timeout_s", 43_200)
         mid = self._split(receipt_handle)
 
-        def run(txn: Any) -> bool:
+        def run(txn: StateTxn) -> bool:
             row = txn.q_get(self.key, mid, lock=True)
             if row is None or row.receipt != receipt_handle:
                 return False

@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 
-from ..backends.base import RetryTransaction
 from ..errors import (
     CancellationReason,
     ConditionalCheckFailed,
@@ -50,6 +49,9 @@ from ..expressions import (
     validate_condition_placeholders,
     validate_placeholders,
 )
+from ..ports.items import ItemTxn
+from ..ports.kv import KvTxn
+from ..ports.state import RetryTransaction, StateTxn
 from .env import Env, check_name
 from .stream import shard_for, show
 
@@ -112,7 +114,6 @@ class Action:
 class Table:
     """Items keyed by a partition key and an optional sort key (DynamoDB table)."""
 
-    kind = "table"
 
     def __init__(
         self,
@@ -160,7 +161,7 @@ class Table:
             }
         )
 
-        def declare(txn: Any) -> str | None:
+        def declare(txn: KvTxn) -> str | None:
             if txn.kv_insert("meta", self.log, meta):
                 return None
             old = txn.kv_get("meta", self.log)
@@ -280,7 +281,7 @@ class Table:
     # -- change stream
     def _emit(
         self,
-        txn: Any,
+        txn: ItemTxn,
         old: dict[str, Any] | None,
         new: dict[str, Any] | None,
         old_raw: bytes | None = None,
@@ -330,7 +331,7 @@ class Table:
         """Read, compute, write and emit in one transaction (updates and deletes)."""
         pkb, skb = self._encode_key(key)
 
-        def run(txn: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        def run(txn: ItemTxn) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
             old_raw = txn.item_get(self.name, pkb, skb, lock=True)
             old = self._decode(old_raw)
             new = compute(old)
@@ -412,7 +413,7 @@ class Table:
 
     def _put(
         self,
-        txn: Any,
+        txn: ItemTxn,
         pkb: bytes,
         skb: bytes,
         raw: bytes,
@@ -715,18 +716,18 @@ _OLD_VIEWS = ("OLD_IMAGE", "NEW_AND_OLD_IMAGES")
 
 
 def _item_range(
-    txn: Any, *, table: str, pk: bytes, after: bytes | None, forward: bool, limit: int
+    txn: ItemTxn, *, table: str, pk: bytes, after: bytes | None, forward: bool, limit: int
 ) -> list[tuple[bytes, bytes]]:
     return txn.item_range(table, pk, after=after, forward=forward, limit=limit)
 
 
 def _item_scan(
-    txn: Any, *, table: str, after: tuple[bytes, bytes] | None, limit: int
+    txn: ItemTxn, *, table: str, after: tuple[bytes, bytes] | None, limit: int
 ) -> list[tuple[bytes, bytes, bytes]]:
     return txn.item_scan(table, after=after, limit=limit)
 
 
-def _store(txn: Any, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created: bool) -> None:
+def _store(txn: ItemTxn, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created: bool) -> None:
     """Write an item computed from its old version. One computed from its absence must not
     overwrite a row a concurrent writer created meanwhile (a read of a missing row locks
     nothing on PostgreSQL): the transaction is run again to compute from that row."""
@@ -846,7 +847,7 @@ def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> N
         encoded.append((a, pkb, skb))
     fingerprint = _fingerprint(actions) if token is not None else ""
 
-    def run(txn: Any) -> bool:
+    def run(txn: StateTxn) -> bool:
         now = env.clock.time()
         raw = None
         if token is not None:

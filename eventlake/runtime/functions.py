@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..backends.base import RetryTransaction
 from ..errors import FunctionTimeout, HandlerError, TooManyRequests, ValidationError
+from ..ports.state import RetryTransaction
 from ..resources.env import Env, check_name
 from .metrics import Metrics
 

@@ -20,9 +20,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import LogRow, Txn
+from ..backends.base import Txn
 from ..errors import EventlakeError, HandlerError, TooManyRequests
-from ..ports.log import LogTxn
+from ..ports.log import LogRow, LogTxn
 from ..resources.queue import Message, Queue
 from ..resources.stream import Stream, format_seq, shard_id
 from .functions import Function, Invoker

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..backends.base import LogRow
 from ..events.kinesis import SEQ_WIDTH
 from ..expressions import load_avs
-from ..ports.log import LogStore
+from ..ports.log import LogRow, LogStore
 from ..resources.env import Env
 from ..resources.stream import Stream, format_seq, shard_id
 
