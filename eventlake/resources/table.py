@@ -52,6 +52,7 @@ from ..expressions import (
 from ..ports.items import ItemTxn
 from ..ports.kv import KvTxn
 from ..ports.state import RetryTransaction, StateTxn
+from . import changes
 from .env import Env, check_name
 from .stream import shard_for, show
 
@@ -150,7 +151,7 @@ class Table:
         self._new_view = self.stream_view in _NEW_VIEWS
         self._old_view = self.stream_view in _OLD_VIEWS
         self._insert_record = self._simple_key and self._new_view and stream_shards == 1
-        self._insert_head = b'{"e":"INSERT","k":{' + _dumps(self.pk_name) + b":"
+        self._insert_head = changes.insert_prefix(self.pk_name)
 
         meta = json.dumps(
             {
@@ -311,15 +312,15 @@ class Table:
         else:
             size = item_size(self.key_of(new if new is not None else old))  # type: ignore[arg-type]
             pk_text = json.dumps(pk_av)
-        head = b'{"e":"' + event + b'","k":' + _dumps(key_av)
+        head = changes.head(event, _dumps(key_av))
         if new is not None and self._new_view:
-            head += b',"n":' + (new_raw or self._encode(new))
+            head += changes.NEW + (new_raw or self._encode(new))
             size += new_size if new_size is not None else item_size(new)
         if old is not None and self._old_view:
-            head += b',"o":' + (old_raw or self._encode(old))
+            head += changes.OLD + (old_raw or self._encode(old))
             size += item_size(old)
         shard = 0 if self.stream_shards == 1 else shard_for(pk_text, self.stream_shards)
-        txn.log_add(self.log, shard, pk_text, b'%b,"s":%d}' % (head, size), self.env.clock.time())
+        txn.log_add(self.log, shard, pk_text, changes.finish(head, size), self.env.clock.time())
         txn.after_commit(self.log, self._notify)
 
     # -- single-item writes
@@ -438,7 +439,7 @@ class Table:
                         self.log,
                         0,
                         '{"S": ' + _quote(pk_s) + "}",
-                        b'%b%b},"n":%b,"s":%d}'
+                        changes.INSERT
                         % (self._insert_head, _dumps(pk_av), raw, self._pk_size + len(pk_s) + size),
                         self.env.clock.time(),
                     )

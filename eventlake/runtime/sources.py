@@ -12,11 +12,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from ..events.kinesis import SEQ_WIDTH
-from ..expressions import load_avs
 from ..ports.log import LogRow, LogStore
+from ..resources import changes
 from ..resources.env import Env
 from ..resources.stream import Stream, format_seq, shard_id
 
@@ -112,13 +110,10 @@ class TableStreamSource(Source):
         view = self.table.stream_view
         # eventID: md5 of "log:shard:seq", the shared prefix hashed once per batch.
         prefix = hashlib.md5(f"{self.log}:{shard}:".encode())
-        loads = orjson.loads
+        decode = changes.decode
         records = []
         for seq, _, data, ts in rows:
-            try:
-                doc = loads(data)
-            except orjson.JSONDecodeError:
-                doc = load_avs(data)
+            doc = decode(data)
             ddb: dict[str, Any] = {
                 "ApproximateCreationDateTime": int(ts),
                 "Keys": doc["k"],
