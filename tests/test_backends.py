@@ -294,9 +294,9 @@ def test_sqlite_fork_from_inside_a_transaction_does_not_deadlock(sqlite_url: str
     backend.close()
 
 
-def test_sqlite_items_live_in_a_rowid_table_and_old_files_keep_their_layout(tmp_path) -> None:
-    """New files key items with a unique index over a rowid table (random keys are cheaper to
-    insert there); a file made with the earlier WITHOUT ROWID layout must work unchanged."""
+def test_sqlite_items_live_in_a_rowid_table(tmp_path) -> None:
+    """Items are keyed by a unique index over a rowid table (random keys are cheaper to insert
+    there than into a WITHOUT ROWID table's B-tree)."""
     import sqlite3
 
     new = open_state_backend(f"sqlite:///{tmp_path}/new.db")
@@ -304,25 +304,6 @@ def test_sqlite_items_live_in_a_rowid_table_and_old_files_keep_their_layout(tmp_
     with sqlite3.connect(tmp_path / "new.db") as c:
         ddl = c.execute("SELECT sql FROM sqlite_master WHERE name = 'el_items'").fetchone()[0]
     assert "UNIQUE (tbl, pk, sk)" in ddl and "WITHOUT ROWID" not in ddl
-
-    with sqlite3.connect(tmp_path / "old.db") as c:
-        c.execute(
-            "CREATE TABLE el_items (tbl TEXT NOT NULL, pk BLOB NOT NULL, sk BLOB NOT NULL, "
-            "data BLOB NOT NULL, PRIMARY KEY (tbl, pk, sk)) WITHOUT ROWID"
-        )
-        c.execute("INSERT INTO el_items VALUES ('t', x'70', x'', x'6f6c64')")
-    old = open_state_backend(f"sqlite:///{tmp_path}/old.db")
-    try:
-        assert old.transaction(lambda t: t.item_get("t", b"p", b"")) == b"old"
-        old.transaction(lambda t: t.item_put("t", b"p", b"", b"new"))
-        old.transaction(lambda t: t.item_put("t", b"q", b"", b"other"))
-        assert old.transaction(lambda t: t.item_get("t", b"p", b"")) == b"new"
-        assert [pk for pk, _, _ in old.transaction(lambda t: t.item_scan("t", after=None, limit=9))] == [
-            b"p",
-            b"q",
-        ]
-    finally:
-        old.close()
 
 
 def test_change_records_are_read_back_in_order_and_rolled_back_with_their_transaction(

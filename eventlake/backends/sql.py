@@ -71,10 +71,9 @@ class Dialect:
     # can then come from max(seq) with no counter row to update on every append.
     serial_writes: bool = False
     # How el_items is keyed. SQLite stores a WITHOUT ROWID table inside its key's B-tree, so
-    # items with random keys (UUIDs) landed on random pages together with their data: a
+    # items with random keys (UUIDs) would land on random pages together with their data: a
     # rowid table with a unique index writes the data in arrival order and only the small
-    # index entry at a random place (random inserts 1.6-2.2x cheaper; see
-    # docs/architecture.md). Files made with the old layout keep it and work unchanged.
+    # index entry at a random place.
     items_key: str = "PRIMARY KEY (tbl, pk, sk)"
     # True where the driver returns BLOBs as bytes already (sqlite3): no copy per row.
     blobs_are_bytes: bool = False
@@ -142,7 +141,8 @@ class SqlTxn:
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         self.cur.execute(self._q(sql), params)
-        return self.cur.fetchall()
+        rows: list[Any] = self.cur.fetchall()
+        return rows
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         self.cur.execute(self._q(sql), params)
@@ -150,7 +150,8 @@ class SqlTxn:
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
         self.cur.execute(self._q(sql), params)
-        return self.cur.rowcount
+        count: int = self.cur.rowcount
+        return count
 
     # -- items
     def item_get(self, table: str, pk: bytes, sk: bytes, *, lock: bool = False) -> bytes | None:
@@ -165,7 +166,8 @@ class SqlTxn:
     def item_insert(self, table: str, pk: bytes, sk: bytes, data: bytes) -> bool:
         cur = self.cur
         cur.execute(self._st["item_insert"], (table, pk, sk, data))
-        return cur.rowcount == 1
+        inserted: bool = cur.rowcount == 1
+        return inserted
 
     def item_delete(self, table: str, pk: bytes, sk: bytes) -> None:
         self._exec("DELETE FROM el_items WHERE tbl = ? AND pk = ? AND sk = ?", (table, pk, sk))

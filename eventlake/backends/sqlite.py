@@ -4,8 +4,8 @@ Write transactions start with ``BEGIN IMMEDIATE`` so that a read-then-write (a c
 put) cannot be interleaved with another writer. Threads of one process take an in-process
 lock before that. Between processes, ``BEGIN IMMEDIATE`` is retried here with sleeps of 50 to
 200 µs (2 ms after the first 50 ms): SQLite's own busy handler sleeps 1, 2, 5, 10... ms, so a
-producer process waiting behind a worker's 3 ms batch lost 8 ms a time, and its puts slowed
-tenfold.
+producer process waiting behind a worker's batch of a few milliseconds would lose several
+more each time the lock came free while it slept.
 
 Worker processes are forked. SQLite keeps per-process lock bookkeeping for each database file,
 and a child forked while a parent thread is inside a transaction inherits bookkeeping that says
@@ -77,9 +77,9 @@ _INHERITED: list[object] = []
 
 # Python 3.11's sqlite3 binds int, float, str and bytearray directly but sends every bytes
 # parameter through its adaptation protocol, which fails to find an adapter only after two
-# attribute lookups that format an AttributeError each time (0.3-0.9 us per parameter; a
-# table write binds three). An identity adapter for bytes - bytes(b) is b - is found at the
-# first step. Left alone if the application registered its own.
+# attribute lookups that format an AttributeError each time, for every parameter of every
+# write. An identity adapter for bytes - bytes(b) is b - is found at the first step. Left
+# alone if the application registered its own.
 if (bytes, sqlite3.PrepareProtocol) not in sqlite3.adapters:
     sqlite3.register_adapter(bytes, bytes)
 
@@ -93,7 +93,7 @@ class _Checkpointer(threading.Thread):
     """Copies committed WAL pages back into the database file, off the committing thread.
 
     With SQLite's default, every thousandth page makes some commit run the checkpoint itself,
-    holding the write lock through it; a pipeline's commits were ~15 % checkpoint. Here a
+    holding the write lock through it. Here a
     daemon thread runs a PASSIVE checkpoint (it never blocks readers or writers) a tenth of a
     second after writes, and SQLite's C code runs without the interpreter lock, so on a second
     core it costs the pipeline nothing."""
@@ -343,10 +343,10 @@ class SqliteBackend(SqlBackend):
         """The process's one connection for write transactions (called under the write lock).
 
         SQLite discards a connection's page cache whenever another connection has written
-        since its last transaction. With a connection per thread, every poller's write
-        emptied every other poller's cache, and each lookup of a table write read its B-tree
-        pages again (11 us instead of 4). Writers of one process are serialised by the write
-        lock anyway, so they share one connection and its cache stays warm."""
+        since its last transaction: with a connection per thread, every poller's write would
+        empty every other poller's cache, and each lookup of a table write would read its
+        B-tree pages again. Writers of one process are serialised by the write lock anyway,
+        so they share one connection and its cache stays warm."""
         conn = self._writer
         if conn is None:
             conn = self._writer = self._open(shared=True)
@@ -359,7 +359,8 @@ class SqliteBackend(SqlBackend):
                 conn = self._conn()
                 conn.execute("BEGIN")
                 try:
-                    return self._body(conn, fn)
+                    read: T = self._body(conn, fn)
+                    return read
                 except BaseException:
                     if not _abandon(conn):
                         self._local.conn = None  # stuck in its transaction: a new one next time
@@ -383,7 +384,8 @@ class SqliteBackend(SqlBackend):
                     if version != self._seq_version:
                         self._next_seqs.clear()
                         self._seq_version = version
-                    txn, result = self._body(conn, fn, write=True)
+                    done: tuple[SqlTxn, T] = self._body(conn, fn, write=True)
+                    txn, result = done
                 except BaseException:
                     self._next_seqs.clear()  # numbers taken by the rolled-back writes are free
                     if not _abandon(conn):

@@ -21,8 +21,6 @@ EVENTS_LOG = "lake:events"
 
 
 class Lake:
-    kind = "lake"
-
     def __init__(self, env: Env, store: ObjectStore, bucket: str = "lake") -> None:
         self.env = env
         self.store = store

@@ -166,7 +166,6 @@ class Record:
 class Stream:
     """A partitioned, replayable log (Kinesis data stream)."""
 
-    kind = "stream"
 
     def __init__(
         self,
