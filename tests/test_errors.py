@@ -15,7 +15,7 @@ from eventlake import App, EventlakeError
 from eventlake.errors import ConfigError, MissingDependency
 
 # A BaseException on purpose: a handler's ``except Exception`` must not swallow it.
-NOT_ERRORS = {"eventlake.backends.base.RetryTransaction"}
+NOT_ERRORS = {"eventlake.ports.state.RetryTransaction"}
 # The reference apps are users of eventlake; their handlers' exceptions are their own.
 APPS = "eventlake.apps."
 
