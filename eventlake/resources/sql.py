@@ -178,7 +178,9 @@ class SqlEngine:
             raise QueryError(f"{e}{where}") from None
 
     def _trusted(self, query: str) -> Any:
-        """Trusted code changing the warehouse: in this process, with the same limits."""
+        """Trusted code changing the warehouse: in this process, with the same settings enforced
+        by DuckDB (``memory_limit``, an interrupt at the timeout), which cannot cut short work it
+        does not interrupt; only the sandbox's process can be killed."""
         import duckdb
         import pyarrow as pa
 
