@@ -137,3 +137,43 @@ def test_api_page_documents_the_app_and_only_methods_that_exist() -> None:
         )
         missing = [name for name in rows if not hasattr(cls, name)]
         assert rows and not missing, f"{cls.__name__}: documented but not there: {missing}"
+
+
+def _tree_paths() -> set[str]:
+    """The paths the architecture page's module tree names (a folder without children covers
+    everything under it)."""
+    page = (DOCS / "architecture.md").read_text()
+    block = page.split("## Module tree", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    paths: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        m = re.match(r"^( *)(\S+)", line)
+        if not m or not re.match(r"^\w+(\.py|/)$", m.group(2)):
+            continue  # a continued description
+        indent, name = len(m.group(1)), m.group(2)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = (stack[-1][1] if stack else "") + name
+        paths.add(path)
+        if name.endswith("/"):
+            stack.append((indent, path))
+    return paths
+
+
+def test_architecture_module_tree_is_the_package_as_it_is() -> None:
+    listed = _tree_paths()
+    folders = {p for p in listed if p.endswith("/")}
+    leaves = {p for p in folders if not any(q != p and q.startswith(p) for q in listed)}
+    actual = {
+        str(f.relative_to(ROOT)) for f in (ROOT / "eventlake").rglob("*.py") if "__pycache__" not in f.parts
+    }
+    missing = sorted(
+        f
+        for f in actual
+        if f not in listed
+        and not any(f.startswith(leaf) for leaf in leaves)
+        and not (f.endswith("/__init__.py") and f.removesuffix("__init__.py") in folders)
+    )
+    gone = sorted(p for p in listed if not (ROOT / p).exists())
+    assert not missing, f"add these modules to the module tree in docs/architecture.md: {missing}"
+    assert not gone, f"docs/architecture.md names modules that do not exist: {gone}"
