@@ -199,6 +199,15 @@ def test_reads_inside_the_lake_are_allowed(lake_app: App) -> None:
     assert lake_app.sql("SELECT 1 AS a; SELECT 2 AS b").rows() == [(2,)]
 
 
+@pytest.mark.parametrize("query", ["SELECT 'a\ud800'", 5, None, b"SELECT 1", "  ", ";", "-- nothing"])
+def test_queries_that_are_not_text_are_validation_errors(lake_app: App, query: Any) -> None:
+    with pytest.raises(ValidationError):
+        lake_app.sql(query)
+    with pytest.raises(ValidationError):
+        lake_app.create_table_as("t2", query)
+    assert lake_app.catalog.get("t2") is None
+
+
 def test_no_state_carries_from_one_query_to_the_next(lake_app: App) -> None:
     secret_frame = {"amount": [42]}  # noqa: F841 - a replacement scan would find this local
     with pytest.raises(QueryError):

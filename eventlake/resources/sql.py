@@ -259,9 +259,21 @@ class SqlEngine:
             out.append(f"TRY_CAST({part} AS {typ}) AS {_quote_ident(col)}")
         return out
 
-    def query(self, query: str, *, readonly: bool = True) -> SqlResult:
+    @staticmethod
+    def _check_query(query: object) -> str:
         if not isinstance(query, str) or not query.strip():
             raise ValidationError("query must be a non-empty string")
+        try:
+            query.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValidationError(
+                f"query is not valid text: a lone surrogate at position {e.start}; "
+                "write the character it stands for, or an escape such as chr(...)"
+            ) from None
+        return query
+
+    def query(self, query: str, *, readonly: bool = True) -> SqlResult:
+        self._check_query(query)
         return SqlResult(self._sandboxed(query) if readonly else self._trusted(query))
 
     def create_table_as(self, name: str, query: str, *, prefix: str | None = None) -> CatalogTable:
@@ -273,6 +285,7 @@ class SqlEngine:
         from .catalog import _arrow_to_catalog, check_column
 
         check_column(name)
+        self._check_query(query)
         prefix = prefix or f"tables/{name}/"
         table = self._sandboxed(query)
         buf = io.BytesIO()
