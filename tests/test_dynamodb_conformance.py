@@ -464,6 +464,9 @@ RETURNS: list[tuple[str, dict[str, Any] | None, str, Any]] = [
     ("SET n = :v", {":v": 6}, "UPDATED_NEW", {"n": D(6)}),
     ("SET n = :v", {":v": 6}, "UPDATED_OLD", {"n": D(5)}),
     ("SET l[1] = :v", {":v": 9}, "UPDATED_NEW", {"l": [D(9)]}),
+    ("SET l[7] = :v", {":v": 9}, "UPDATED_NEW", {"l": [D(9)]}),  # where the element landed
+    ("SET l[9] = :a, l[5] = :b", {":a": "a", ":b": "b"}, "UPDATED_NEW", {"l": ["b", "a"]}),
+    ("SET l[7] = :v", {":v": 9}, "UPDATED_OLD", {}),
     ("REMOVE n", None, "UPDATED_OLD", {"n": D(5)}),
     ("REMOVE n", None, "UPDATED_NEW", {}),
     ("ADD ss :v", {":v": {"z"}}, "UPDATED_NEW", {"ss": {"x", "y", "z"}}),
@@ -551,6 +554,7 @@ PROJECTIONS: list[tuple[str, dict[str, str] | None, Any]] = [
     ("mp.a", None, {"mp": {"a": D(1)}}),
     ("mp.a, mp.c.d", None, {"mp": {"a": D(1), "c": {"d": "deep"}}}),
     ("l[0], l[2]", None, {"l": [D(1), D(3)]}),
+    ("l[2], l[0]", None, {"l": [D(1), D(3)]}),  # elements in list order
     ("e[2][1]", None, {"e": [[D(4)]]}),
     ("absent", None, {}),
     ("l[9]", None, {}),

@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ExpressionError, ValidationError
 from .conditions import MISSING, Env, comparable, compare, order_key, path_key
 from .parser import Between, Bool, Cmp, Func, In, Path, Val, parse_condition, parse_projection_paths
-from .updates import copy_value
+from .updates import copy_value, document_order
 from .values import type_name
 
 
@@ -154,6 +154,7 @@ def parse_projection(expression: str, names: dict[str, str] | None) -> list[tupl
     keys = [path_key(env, p) for p in paths]
     if len(keys) > 1:
         _check_paths_apart(keys, "ProjectionExpression")
+        keys.sort(key=document_order)  # a list's elements come back in their order
     return keys
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .conditions import MISSING, Env, path_key
-from .parser import Arith, Func, parse_update
+from .parser import Arith, Func, Path, parse_update
 from .values import _CTX, MAX_DEPTH, normalize, type_name
 
 
@@ -206,16 +206,41 @@ def _nesting(value: Any) -> int:
 
 
 def _element_order(action: tuple[str, tuple[Any, ...], Any]) -> tuple[tuple[int, Any], ...]:
-    # Paths do not overlap, so only list indexes under one parent can tie on the prefix.
-    return tuple((0, x) if isinstance(x, int) else (1, x) for x in action[1])
+    return document_order(action[1])
 
 
-def updated_paths(expression: str, names: dict[str, str] | None) -> list[tuple[Any, ...]]:
+def document_order(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
+    """Sorts document paths so that a list's elements come in element-number order (paths
+    that do not overlap can only tie on a prefix with list indexes under one parent)."""
+    return tuple((0, x) if isinstance(x, int) else (1, x) for x in key)
+
+
+def updated_paths(
+    expression: str, names: dict[str, str] | None, item: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """The document paths an update expression writes or removes: what ``UPDATED_OLD`` and
-    ``UPDATED_NEW`` return."""
+    ``UPDATED_NEW`` return. Given the item before the update, an element set beyond a
+    list's end is named where it lands (appended, in element-number order)."""
     clauses, _, _ = parse_update(expression)
     env = Env(expression, names, None)
-    return [path_key(env, action[0]) for actions in clauses.values() for action in actions]
+    keys = [path_key(env, action[0]) for actions in clauses.values() for action in actions]
+    if item is None or "SET" not in clauses:
+        return sorted(keys, key=document_order)
+    beyond: dict[tuple[Any, ...], list[int]] = {}
+    for action in clauses["SET"]:
+        key = path_key(env, action[0])
+        if isinstance(key[-1], int):
+            parent = env.resolve(item, Path(action[0].parts[:-1], action[0].pos))
+            if isinstance(parent, list) and key[-1] >= len(parent):
+                beyond.setdefault(key[:-1], []).append(key[-1])
+    if not beyond:
+        return keys
+    landed: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for parent_key, indexes in beyond.items():
+        size = len(env.resolve(item, Path(parent_key, 0)))
+        for rank, index in enumerate(sorted(indexes)):
+            landed[(*parent_key, index)] = (*parent_key, size + rank)
+    return sorted((landed.get(k, k) for k in keys), key=document_order)
 
 
 def _assign(cont: Any, last: Any, value: Any) -> None:

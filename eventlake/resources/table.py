@@ -772,7 +772,7 @@ def _returned(
         return new
     # UPDATED_*: the paths the expression names, not whole top-level attributes.
     src = old if mode == "UPDATED_OLD" else new
-    return project(src, updated_paths(update, names)) if src else {}
+    return project(src, updated_paths(update, names, old)) if src else {}
 
 
 def _fingerprint(actions: Sequence[Action]) -> str:
