@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 import orjson
 
-from ..backends.base import Txn
 from ..errors import LeaseLost
+from ..ports.kv import KvTxn
 from ..resources.env import Env
 
 __all__ = ["LeaseLost", "Leases", "new_owner_id"]
@@ -48,7 +48,7 @@ class Leases:
             return [n for n, e in self._held.items() if e > now]
 
     def try_acquire(self, name: str) -> bool:
-        def run(txn: Txn) -> float | None:
+        def run(txn: KvTxn) -> float | None:
             now = self.env.clock.time()
             exp = now + self.ttl
             doc = orjson.dumps({"owner": self.owner, "exp": exp}).decode()
@@ -76,7 +76,7 @@ class Leases:
             self.try_acquire(name)
 
     def release(self, name: str) -> None:
-        def run(txn: Txn) -> None:
+        def run(txn: KvTxn) -> None:
             raw = txn.kv_get(self.NS, name, lock=True)
             if raw is not None and orjson.loads(raw)["owner"] == self.owner:
                 txn.kv_delete(self.NS, name)
@@ -89,7 +89,7 @@ class Leases:
         for name in list(self._held):
             self.release(name)
 
-    def check(self, txn: Txn, name: str) -> None:
+    def check(self, txn: KvTxn, name: str) -> None:
         """Inside a transaction: fail unless this worker still holds ``name``."""
         raw = txn.kv_get(self.NS, name, lock=True)
         now = self.env.clock.time()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..backends.base import Txn
 from ..errors import ConfigError
+from ..ports.kv import KvTxn
 from ..resources.env import Env
 
 
@@ -20,7 +20,7 @@ def pair_stream_store(env: Env, consumers: list[str]) -> None:
 
     sid = env.stream_store.transaction(lambda t: t.log_store_id())
 
-    def pair(t: Txn) -> tuple[str, list[str]] | None:
+    def pair(t: KvTxn) -> tuple[str, list[str]] | None:
         if t.kv_insert("meta", "stream-store", sid):
             return None
         paired = t.kv_get("meta", "stream-store")

@@ -20,9 +20,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import Txn
 from ..errors import EventlakeError, HandlerError, TooManyRequests
+from ..ports.kv import KvTxn
 from ..ports.log import LogRow, LogTxn
+from ..ports.state import StateTxn
 from ..resources.queue import Message, Queue
 from ..resources.stream import Stream, format_seq, shard_id
 from .functions import Function, Invoker
@@ -119,7 +120,7 @@ class StreamPoller(PullTrigger):
         # then store it unless another worker stored one meanwhile.
         start = self.store.transaction(position, readonly=True)
 
-        def run(txn: Txn) -> int:
+        def run(txn: KvTxn) -> int:
             raw = txn.kv_get("ckpt", self.name, lock=True)
             if raw is not None:
                 return int(raw.partition(":")[0])
@@ -134,14 +135,14 @@ class StreamPoller(PullTrigger):
         return self._ck
 
     def _mark_inflight(self, end: int) -> None:
-        def run(txn: Txn) -> None:
+        def run(txn: StateTxn) -> None:
             self.leases.check(txn, self.name)
             txn.kv_put("ckpt", self.name, f"{self._ck}:{end}")
 
         self.env.state.transaction(run)
         self._inflight = end
 
-    def _commit(self, txn: Txn, seq: int, *, lease_checked: bool = False) -> None:
+    def _commit(self, txn: KvTxn, seq: int, *, lease_checked: bool = False) -> None:
         if not lease_checked:  # an atomic invocation checked it first in this transaction
             self.leases.check(txn, self.name)
         end = self._inflight if self._inflight is not None and self._inflight > seq else None
@@ -292,7 +293,7 @@ class StreamPoller(PullTrigger):
         ids = [self.src.record_id(r) for r in seg.rows] if self.m.report_batch_item_failures else []
         outcome: dict[str, Any] = {}
 
-        def body(txn: Txn | None) -> None:
+        def body(txn: StateTxn | None) -> None:
             if txn is not None:
                 # An atomic invocation runs inside its transaction: checking the lease first
                 # holds it (SQLite's write lock, PostgreSQL's row lock) until the commit, so a
@@ -353,7 +354,7 @@ class StreamPoller(PullTrigger):
         doc = self._failure_doc(rows, condition, error)
         dest = self.rt.destination_for(self.fn, self.m.on_failure)
 
-        def run(txn: Txn) -> None:
+        def run(txn: StateTxn) -> None:
             self._commit(txn, end)
             _send(dest, doc)
 
@@ -493,7 +494,7 @@ class QueuePoller(PullTrigger):
             ]
         )
 
-        def body(txn: Txn | None) -> None:
+        def body(txn: StateTxn | None) -> None:
             resp = self.rt.invoker.invoke(self.fn, event, inline=txn is not None, records=len(msgs))
             failed: set[str] = set()
             if self.m.report_batch_item_failures and isinstance(resp, dict) and resp.get("batchItemFailures"):

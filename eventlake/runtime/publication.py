@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Any
 
-from ..backends.base import Txn
+from ..ports.kv import KvTxn
 from ..resources.env import Env
 from .metrics import Metrics, retire_snapshots, subtract_snapshot
 
@@ -63,7 +63,7 @@ class MetricsPublisher:
             owner = self.owner
             now = self.env.clock.time()
 
-            def publish(t: Txn) -> None:
+            def publish(t: KvTxn) -> None:
                 t.lock("metrics")
                 if t.kv_get("metrics", owner) is None:
                     # Set here, not after the commit: a COMMIT that reports an error may have
@@ -94,7 +94,7 @@ class MetricsPublisher:
         cutoff = now - max(METRICS_RETIRE_S, 10 * self.env.settings.lease_ttl_s)
         owner = self.owner
 
-        def retire(t: Txn) -> int:
+        def retire(t: KvTxn) -> int:
             t.lock("metrics")  # against a concurrent retirer, and a worker publishing late
             retired = None
             dead = []

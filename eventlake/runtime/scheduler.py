@@ -13,7 +13,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from ..backends.base import Txn
+from ..ports.state import StateTxn
 from ..resources.env import Env
 from .functions import Function
 from .mappings import StreamMapping
@@ -54,7 +54,7 @@ class Ticker:
         """Fire the due tick if this worker wins it; return whether it fired."""
         now = self.env.clock.time()
 
-        def run(txn: Txn) -> bool:
+        def run(txn: StateTxn) -> bool:
             raw = txn.kv_get("sched", self.key, lock=True)
             if raw is None:
                 # First start: begin counting from now; nothing is due yet.
