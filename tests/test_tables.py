@@ -470,3 +470,28 @@ def test_a_key_that_is_not_a_dict_is_a_validation_error(t, key) -> None:
 def test_scan_arguments_of_the_wrong_type_are_validation_errors(t, kwargs, match) -> None:
     with pytest.raises(ValidationError, match=match):
         t.scan(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"id": "a", "": 1},
+        {"id": "a", "m": {"": 1}},
+        {"id": "a", "m": {"x": {"": "deep"}}},
+        {"id": "a", "l": [{"": 1}]},
+        {"id": "a", "l": [1, [{"ok": 1, "": 2}]]},
+        {"id": "a", "f": 1.5, "m": {"": 1}},  # the careful path (a float)
+    ],
+    ids=["top", "map", "map-in-map", "map-in-list", "map-in-list-in-list", "careful-path"],
+)
+def test_an_empty_attribute_name_is_refused_at_any_depth(t, item) -> None:
+    """DynamoDB: "Empty attribute name" for an attribute or a map key at any depth."""
+    for _ in range(5):  # a shape seen again gets a compiled encoder: it must refuse too
+        t.put({"id": "warm", "m": {"x": {"y": 1}}, "l": [{"ok": 1}], "f": Decimal(1)})
+    with pytest.raises(ValidationError, match="Empty attribute name"):
+        t.put(item)
+    with pytest.raises(ValidationError, match="Empty attribute name"):
+        t.update({"id": "a"}, "SET v = :v", values={":v": {"": 1}})
+    with pytest.raises(ValidationError, match="Empty attribute name"):
+        t.tx_put(item)
+    assert t.get({"id": "a"}) is None

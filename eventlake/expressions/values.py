@@ -73,6 +73,8 @@ def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
                 if not isinstance(k, str):
                     raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
                 k = str.__str__(k)  # a str subclass (a str Enum member): its plain string
+            if not k:
+                _empty_name(path)
             if not k.isascii():
                 _utf8_len(k, path)
             out[k] = normalize(v, f"{path}.{k}" if path else k, depth + 1)
@@ -97,6 +99,8 @@ def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
             if not isinstance(k, str):
                 raise ValidationError(f"{path or 'item'}: map keys must be strings, got {k!r}")
             k = normalize(str.__str__(k), path)
+            if not k:
+                _empty_name(path)
             out[k] = normalize(v, f"{path}.{k}" if path else k, depth + 1)
         return out
     if isinstance(value, (set, frozenset)):
@@ -109,6 +113,13 @@ def normalize(value: Any, path: str = "", depth: int = 0) -> Any:
             )
         return {normalize(v, path) for v in value}
     raise ValidationError(f"{path or 'value'}: type {type(value).__name__} cannot be stored")
+
+
+def _empty_name(path: str) -> None:
+    raise ValidationError(
+        f"{path or 'item'}: Empty attribute name; DynamoDB refuses an empty name for an "
+        "attribute and for a map key at any depth"
+    )
 
 
 def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -341,6 +352,8 @@ def prepare_item(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     names the first error by its path. ``tests/test_expressions.py`` checks both agree."""
     if type(item) is not dict:
         raise ValidationError(f"an item must be a dict, got {type(item).__name__}")
+    if "" in item:  # the fast walks below take an empty name for their list wrapper's
+        _empty_name("")
     keys = tuple(item)
     encoder = _compiled.get(keys)
     if encoder is not None:  # code written for this shape (see shapes.py)
@@ -404,7 +417,7 @@ def _fast_map(
                 out = dict(value)
             out[k] = Decimal(x)
         elif t is dict:
-            if depth >= MAX_DEPTH:
+            if depth >= MAX_DEPTH or "" in x:
                 raise _Unusual
             inner, inner_avs, n = _fast_map(x, depth + 1, texts)
             avs[k] = {"M": inner_avs}
