@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from _speed import speed_check, speed_line  # benchmarks/_speed.py
 
-from eventlake.apps.leda.runner import LedaRun
+from eventlake.apps.leda import LedaRun
 
 PG = os.environ.get("EVENTLAKE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 console = Console()

@@ -10,14 +10,17 @@ import importlib
 import importlib.util
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import EventlakeError
+from .workers import log_to_file
 
 cli = typer.Typer(
     add_completion=False,
@@ -56,18 +59,6 @@ def load_app(target: str) -> Any:
     if len(apps) != 1:
         raise EventlakeError(f"{ref}: found {len(apps)} App objects; name one with {ref}:NAME")
     return apps[0]
-
-
-def log_to_file(path: str) -> None:
-    """Send function and runtime logs to a file, so they do not tear through a live view."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("eventlake.functions", "eventlake.runtime"):
-        lg = logging.getLogger(name)
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
 
 
 def _fail(e: Exception) -> None:
@@ -123,7 +114,6 @@ def sql(
     """Query the lake and the warehouse with SQL (read-only; the backends come from eventlake.toml,
     EVENTLAKE_* variables or these options)."""
     from .app import App
-    from .resources.sql import QueryError
 
     if format not in ("table", "csv", "json", "parquet"):
         err.print(f"[bold red]error:[/] --format must be table, csv, json or parquet, not {format!r}")
@@ -135,7 +125,7 @@ def sql(
         overrides: dict[str, Any] = {"warehouse_path": warehouse} if warehouse else {}
         app = App("sql", state_url=state_url, lake_url=lake_url, **overrides)
         result = app.sql(query)
-    except (EventlakeError, QueryError) as e:
+    except EventlakeError as e:
         _fail(e)
     table = result.arrow()
     if format == "table":
@@ -173,15 +163,31 @@ def sql(
         sys.stdout.write(text)
 
 
+APPS_GROUP = "eventlake.apps"
+
+
 def _register_apps() -> None:
-    from .apps.inventory.cli import cli as inventory
-    from .apps.leda.cli import cli as leda
+    """Add the commands of every installed app (entry points in the ``eventlake.apps`` group,
+    each a ``typer.Typer``), so ``eventlake NAME ...`` runs them; this module names no app.
 
-    cli.add_typer(leda, name="leda")
-    cli.add_typer(inventory, name="inventory")
-
-
-_register_apps()
+    An app whose commands cannot be loaded is reported in one line and left out: the core
+    commands and the other apps keep working."""
+    taken = {c.name or c.callback.__name__.replace("_", "-") for c in cli.registered_commands if c.callback}
+    for ep in sorted(entry_points(group=APPS_GROUP), key=lambda e: e.name):
+        where = escape(f"app {ep.name!r} ({ep.value}, entry point group {APPS_GROUP})")
+        if ep.name in taken:
+            err.print(f"[yellow]warning:[/] {where}: the name is taken; its commands are left out")
+            continue
+        try:
+            commands = ep.load()
+        except Exception as e:
+            err.print(f"[yellow]warning:[/] {where} failed to load: {escape(str(e))}", highlight=False)
+            continue
+        if not isinstance(commands, typer.Typer):
+            err.print(f"[yellow]warning:[/] {where} is not a typer.Typer but a {type(commands).__name__}")
+            continue
+        taken.add(ep.name)
+        cli.add_typer(commands, name=ep.name)
 
 
 @cli.command()
@@ -190,9 +196,12 @@ def version() -> None:
     typer.echo(__version__)
 
 
+_register_apps()
+
+
 def main() -> None:
-    # The commands of the reference apps (leda, inventory) report bad settings the same way
-    # as the core commands: the message and exit status 1, not a traceback.
+    # The commands of apps report bad settings the same way as the core commands: the
+    # message and exit status 1, not a traceback.
     try:
         cli()
     except EventlakeError as e:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +17,7 @@ from eventlake import ManualClock
 from eventlake.apps.inventory import StoreSimulator, build_app, dashboard, plan, setup
 from eventlake.apps.inventory.app import RESTOCK_QUEUE, TABLE
 from eventlake.apps.inventory.runner import check
-from eventlake.runtime.runner import Supervisor
+from eventlake.workers import Workers
 
 
 def make(state_url: str, tmp_path: Path, **kw):
@@ -172,19 +171,15 @@ def test_every_shortage_dispatched_once_with_killed_workers(sqlite_url: str, tmp
     setup(app, 5, 4, trucks=3)
     initial = stock(app)
     sim = StoreSimulator(app, seed=7, mean_sales=6)
-    sup = Supervisor(app, 2)
-    stop = threading.Event()
-    runner = threading.Thread(target=sup.run, args=(stop,), daemon=True)
-    runner.start()
     rng = random.Random(5)
     kills = 0
     alerted = 0
-    try:
+    with Workers(app, 2) as workers:
         for i in range(60):
             sim.tick()
             if i % 3 == 0:
                 alerted += plan(app).alerted
-            if rng.random() < 0.25 and sup.kill_one(rng):
+            if rng.random() < 0.25 and workers.kill(rng):
                 kills += 1
             time.sleep(0.05)
         # Let the system settle: no more sales, keep planning until every truck is home.
@@ -201,9 +196,6 @@ def test_every_shortage_dispatched_once_with_killed_workers(sqlite_url: str, tmp
             ):
                 break
             time.sleep(0.3)
-    finally:
-        stop.set()
-        runner.join(timeout=30)
     assert kills >= 3
     assert check(app) == []
     d = dashboard(app)

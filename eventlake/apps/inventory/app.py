@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ...app import App
-from ...errors import ConditionalCheckFailed, ValidationError
+from eventlake import App, ConditionalCheckFailed, ValidationError
+
+from .records import product_name, record_for
 
 STREAM = "store-inventory"
 DELIVERY = "store-data"
@@ -166,8 +167,6 @@ def setup(
     app: App, stores: int, products: int, *, trucks: int = 3, capacity: int = 100, threshold: int = 20
 ) -> None:
     """Create the stores' stock and the fleet if they do not exist yet (safe to repeat)."""
-    from .simulator import product_name
-
     for what, n in (("stores", stores), ("products", products), ("trucks", trucks)):
         if not isinstance(n, int) or n < 1:
             raise ValidationError(f"{what} must be a positive integer, got {n!r}")
@@ -306,8 +305,6 @@ def dispatch(app: App, msg: dict[str, Any], travel_s: float) -> None:
 
 def receive(app: App, msg: dict[str, Any]) -> None:
     """A truck arrives: the stock goes up, the store reports it, the truck is free again."""
-    from .simulator import record_for
-
     dispatches = app.table("Dispatches", key="alert_id")
     d = dispatches.get({"alert_id": msg["alert_id"]})
     if d is None or "delivered_at" in d:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +11,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table as RichTable
+
+from eventlake.local import remove_local_data
+from eventlake.workers import log_to_file
 
 from .app import build_app, dashboard, plan
 from .runner import InventoryRun, check
@@ -105,8 +106,6 @@ def run(
     live: Annotated[bool, typer.Option(help="live view")] = True,
 ) -> None:
     """Run stores, delivery, planner and trucks; exit 1 if the dispatch history is inconsistent."""
-    from ...cli import log_to_file
-
     log_to_file(".eventlake/logs/inventory.log")
     if fresh:
         _wipe(state_url, lake_url)
@@ -157,15 +156,8 @@ def run(
 
 
 def _wipe(state_url: str, lake_url: str) -> None:
-    if state_url.startswith("sqlite:///"):
-        from ...backends.sqlite import remove_files
-
-        remove_files(state_url)
-    else:
-        console.print("[yellow]--fresh only wipes a SQLite state file; the state backend is kept[/]")
-    if lake_url.startswith("file://"):
-        shutil.rmtree(lake_url[len("file://") :], ignore_errors=True)
-    Path(WAREHOUSE).unlink(missing_ok=True)
+    for kept in remove_local_data(state_url, lake_url, WAREHOUSE):
+        console.print(f"[yellow]--fresh only empties local files; {kept} is kept as it is[/]")
 
 
 @cli.command("plan")

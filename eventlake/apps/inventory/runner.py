@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ...app import App
-from ...runtime.runner import start_background
+from eventlake import App
+from eventlake.workers import Workers
+
 from .app import PlanReport, build_app, plan, setup
 from .simulator import StoreSimulator
 
@@ -91,11 +92,10 @@ class InventoryRun:
         app = self.build()
         setup(app, self.stores, self.products, trucks=self.trucks)
         sim = StoreSimulator(app, seed=self.seed)
-        stop, runner, sup = start_background(app, max(self.workers, 2 if self.chaos else 1))
         rng = random.Random(self.seed + 1)
         started = time.monotonic()
         next_plan = started + self.plan_every_s
-        try:
+        with Workers(app, max(self.workers, 2 if self.chaos else 1)) as workers:
             while time.monotonic() - started < self.duration_s:
                 t0 = time.monotonic()
                 sim.tick()
@@ -103,12 +103,9 @@ class InventoryRun:
                 if time.monotonic() >= next_plan:
                     self.plans.append(plan(app))
                     next_plan += self.plan_every_s
-                if self.chaos and sup is not None and rng.random() < 0.1 and sup.kill_one(rng):
+                if self.chaos and rng.random() < 0.1 and workers.kill(rng):
                     self.kills += 1
                 if on_progress:
                     on_progress(app, self)
                 time.sleep(max(0.0, self.tick_s - (time.monotonic() - t0)))
-        finally:
-            stop.set()
-            runner.join(timeout=30)
         return app

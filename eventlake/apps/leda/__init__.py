@@ -7,6 +7,7 @@ reduce (one transaction of ADD updates into AggregateTable, rolled up the hierar
 
 from .app import MODES, build_app
 from .generator import Generator
+from .runner import LedaRun, RoundResult
 from .verify import Score, score_round
 
-__all__ = ["MODES", "Generator", "Score", "build_app", "score_round"]
+__all__ = ["MODES", "Generator", "LedaRun", "RoundResult", "Score", "build_app", "score_round"]

@@ -13,6 +13,9 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table as RichTable
 
+from eventlake.local import remove_local_data
+from eventlake.workers import log_to_file
+
 from .app import MODES, aggregates, build_app, rejected
 from .generator import COUNT_KEY, Generator
 from .runner import LedaRun
@@ -75,19 +78,16 @@ def run(
     if mode not in MODES:
         console.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)}")
         raise typer.Exit(2)
-    from ...cli import log_to_file
-
     log_to_file(".eventlake/logs/leda.log")
     if state_url is None:
         # The embedded default: tables and checkpoints in one SQLite file, the stream's records
         # in a second, so the generator's puts never wait for the pipeline's write lock.
         state_url = "sqlite:///.eventlake/leda.db"
         stream_url = stream_url or "sqlite:///.eventlake/leda-streams.db"
-    for url in (state_url, stream_url):
-        if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            from ...backends.sqlite import remove_files
-
-            remove_files(url)
+    # A run is scored from empty tables. A SQLite file under a relative path is the lab's own
+    # working file and starts afresh; one given by absolute path, or a server, is the user's.
+    own = [u for u in (state_url, stream_url) if u and u.startswith("sqlite:///")]
+    remove_local_data(*(u for u in own if not u.startswith("sqlite:////")))
     r = LedaRun(
         mode=mode,
         rounds=rounds,

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...app import App
-from ...runtime.runner import Supervisor, start_background
+from eventlake import App
+from eventlake.workers import Workers
+
 from .app import DEFAULT_FAILURES, aggregates, build_app, set_failures
 from .generator import Generator
 from .verify import Score, score_round
@@ -65,35 +66,30 @@ class LedaRun:
         gen = Generator(seed=self.seed, hard=self.hard, batches=self.batches, per_batch=self.per_batch)
         # Workers are processes even when there is one: the generator is the workshop's
         # separate producer, and chaos can kill a lone worker as well as one of several.
-        stop, runner, sup = start_background(app, self.workers, processes=True)
         chaos_rng = random.Random(self.seed + 1)
         incoming = app.stream("IncomingDataStream", shards=4)
-        try:
+        with Workers(app, self.workers, processes=True) as workers:
             for r in range(1, self.rounds + 1):
                 t0 = time.monotonic()
                 for batch in gen.round():
                     incoming.put_many(batch)
-                    chaos_now = self.chaos and sup is not None and chaos_rng.random() < 0.05
-                    if chaos_now and sup is not None and sup.kill_one(chaos_rng):
+                    if self.chaos and chaos_rng.random() < 0.05 and workers.kill(chaos_rng):
                         self.kills += 1
                     if on_progress:
                         on_progress(app, gen, self)
-                self._wait_idle(app, sup, chaos_rng, on_progress, gen)
+                self._wait_idle(app, workers, chaos_rng, on_progress, gen)
                 seconds = time.monotonic() - t0
                 score = score_round(gen.expected(), aggregates(app), gen.effects)
                 self.results.append(RoundResult(r, gen.records_per_round(), seconds, score))
                 if on_progress:
                     on_progress(app, gen, self)
-        finally:
-            stop.set()
-            runner.join(timeout=30)
         app.close()
         return self.results
 
     def _wait_idle(
         self,
         app: App,
-        sup: Supervisor | None,
+        workers: Workers,
         rng: random.Random,
         on_progress: Callable[..., None] | None,
         gen: Generator,
@@ -113,9 +109,9 @@ class LedaRun:
                     return
             else:
                 quiet = 0
-                if self.chaos and sup is not None and time.monotonic() - last_chaos >= 0.1:
+                if self.chaos and time.monotonic() - last_chaos >= 0.1:
                     last_chaos = time.monotonic()
-                    if rng.random() < 0.1 and sup.kill_one(rng):
+                    if rng.random() < 0.1 and workers.kill(rng):
                         self.kills += 1
             if on_progress:
                 on_progress(app, gen, self)
