@@ -52,8 +52,10 @@ def test_one_worker_runs_in_a_thread_and_stops_with_the_block(sqlite_url: str, t
     app.close()
 
 
-def test_killed_worker_processes_are_replaced_and_no_record_is_lost(state_url: str, tmp_path: Path) -> None:
-    app = _counting_app(state_url, tmp_path)
+def test_killed_worker_processes_are_replaced_and_no_record_is_lost(
+    shared_state_url: str, tmp_path: Path
+) -> None:
+    app = _counting_app(shared_state_url, tmp_path)
     rng = random.Random(3)
     kills = 0
     with Workers(app, 2) as workers:
@@ -90,6 +92,13 @@ def test_a_worker_that_cannot_start_raises_when_stopped(tmp_path: Path) -> None:
         workers.stop()
     workers.stop()  # reported once
     moved.close()
+
+
+def test_worker_processes_need_a_state_they_can_share(tmp_path: Path) -> None:
+    app = _counting_app("memory://", tmp_path)
+    with pytest.raises(ConfigError, match="memory://"):
+        Workers(app, 2).start().stop()
+    app.close()
 
 
 @pytest.mark.parametrize("count", [0, -1, 1.5, True])
