@@ -118,25 +118,6 @@ class Supervisor:
                     p.join(timeout=5)
 
 
-def start_background(
-    app: Runnable, workers: int, *, processes: bool = False
-) -> tuple[threading.Event, threading.Thread, Supervisor | None]:
-    """Run ``app`` on a background thread while the caller produces load: in this process for
-    one worker, or as supervised worker processes (which chaos can kill) for more, or always
-    as processes with ``processes=True`` (the caller's own Python work then does not compete
-    with the workers' for one interpreter lock). Set the returned event and join the thread
-    to stop."""
-    stop = threading.Event()
-    sup: Supervisor | None = None
-    if workers > 1 or processes:
-        sup = Supervisor(app, workers)
-        thread = threading.Thread(target=sup.run, args=(stop,), daemon=True)
-    else:
-        thread = threading.Thread(target=app.run, kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    return stop, thread, sup
-
-
 def run_workers(
     app: Runnable,
     workers: int,

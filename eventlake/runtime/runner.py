@@ -9,7 +9,7 @@ rows) and ``gc_tuning``.
 from __future__ import annotations
 
 from ..errors import DrainTimeout
-from .processes import Supervisor, run_workers, start_background
+from .processes import Supervisor, run_workers
 from .worker import DrainReport, Runtime
 
-__all__ = ["DrainReport", "DrainTimeout", "Runtime", "Supervisor", "run_workers", "start_background"]
+__all__ = ["DrainReport", "DrainTimeout", "Runtime", "Supervisor", "run_workers"]

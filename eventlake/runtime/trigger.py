@@ -185,9 +185,8 @@ def register_kind(kind: TriggerKind) -> None:
 
 
 def trigger_kind(name: str) -> TriggerKind:
-    """The kind registered under ``name``."""
-    from . import kinds  # noqa: F401 - registers the built-in kinds
-
+    """The kind registered under ``name`` (the built-in kinds register when the runtime
+    package is imported, see ``runtime/__init__.py``)."""
     kind = _KINDS.get(name)
     if kind is None:
         raise ValidationError(
