@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ResourceNotFound, ValidationError
 from ..ports.kv import KvTxn
+from .env import Env
 
 TYPES = ("BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -38,7 +39,7 @@ def _arrow_types() -> dict[str, Any]:
     return {"BOOLEAN": pa.bool_(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "VARCHAR": pa.string()}
 
 
-class _LazyArrowTypes(dict):
+class _LazyArrowTypes(dict[str, Any]):
     """Catalog type → Arrow type, filled on first use so importing the catalog stays cheap."""
 
     def __missing__(self, key: str) -> Any:
@@ -123,7 +124,7 @@ def check_column(name: str) -> str:
 class Catalog:
     NS = "catalog"
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Env) -> None:
         self.env = env
 
     def _raw(self, txn: KvTxn, name: str, *, lock: bool = False) -> str:

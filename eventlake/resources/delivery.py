@@ -34,12 +34,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import RecordError, ValidationError
 from ..events.arns import function_arn
 from ..events.firehose import check_response, transformation_event
 from .delivery_records import (
     MAX_DEPTH,
-    RecordError,
     compact,
     error_document,
     error_output_type,

@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ValidationError
-from .delivery_records import RecordError
+from ..errors import RecordError, ValidationError
 
 DEFAULT_PREFIX = "!{timestamp:yyyy/MM/dd/HH}/"
 MAX_PREFIX_CHARS = 512
