@@ -12,53 +12,42 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..errors import (
-    CancellationReason,
-    ConditionalCheckFailed,
-    IdempotentParameterMismatch,
-    SizeLimitExceeded,
-    TransactionCanceled,
-    ValidationError,
-)
+from ..errors import ConditionalCheckFailed, ValidationError
 from ..expressions import (
     apply_update,
     check_condition,
     condition_on_missing,
-    deserialize_item,
-    dump_avs,
-    encode_item,
     item_size,
-    load_avs,
     normalize,
-    normalize_item,
     parse_key_condition,
     parse_projection,
     prepare_item,
     project,
     serialize_item,
     sort_key_bytes,
-    to_dynamo,
-    type_name,
     updated_paths,
     validate_condition_placeholders,
     validate_placeholders,
 )
 from ..ports.items import ItemTxn
 from ..ports.kv import KvTxn
-from ..ports.state import RetryTransaction, StateTxn
 from . import changes
 from .env import Env, check_name
 from .stream import shard_for, show
+from .table_items import KEY_TYPES as KEY_TYPES
+from .table_items import MAX_ITEM_BYTES, _key_spec, _store
+from .transactions import MAX_TRANSACT_ACTIONS as MAX_TRANSACT_ACTIONS
+from .transactions import TOKEN_TTL_S as TOKEN_TTL_S
+from .transactions import Action as Action
+from .transactions import TableActions
+from .transactions import transact as transact
 
-MAX_ITEM_BYTES = 400 * 1024
-MAX_TRANSACT_ACTIONS = 100
-TOKEN_TTL_S = 600.0
 PAGE_BYTES = 1024 * 1024
 VIEW_TYPES = {
     "keys_only": "KEYS_ONLY",
@@ -66,19 +55,6 @@ VIEW_TYPES = {
     "old_image": "OLD_IMAGE",
     "new_and_old_images": "NEW_AND_OLD_IMAGES",
 }
-KEY_TYPES = ("S", "N", "B")
-
-
-def _key_spec(spec: str | tuple[str, str] | None, what: str, table: str) -> tuple[str, str] | None:
-    if spec is None:
-        return None
-    if isinstance(spec, str):
-        return (spec, "S")
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and spec[1] in KEY_TYPES:
-        return spec
-    raise ValidationError(
-        f"table {table!r}: {what} must be an attribute name or (name, 'S'|'N'|'B'), got {spec!r}"
-    )
 
 
 @dataclass
@@ -97,22 +73,7 @@ class Page:
         return len(self.items)
 
 
-@dataclass
-class Action:
-    """One action of :meth:`App.transact` (build them with ``table.tx_put`` and friends)."""
-
-    table: Table
-    kind: str  # Put | Update | Delete | ConditionCheck
-    key: dict[str, Any]
-    item: dict[str, Any] | None = None
-    update: str | None = None
-    condition: str | None = None
-    names: dict[str, str] | None = None
-    values: dict[str, Any] | None = None
-    fingerprint: str = field(default="", repr=False)
-
-
-class Table:
+class Table(TableActions):
     """Items keyed by a partition key and an optional sort key (DynamoDB table)."""
 
 
@@ -181,103 +142,7 @@ class Table:
                 )
 
     # -- keys
-    def _check_key_value(self, attr: str, typ: str, value: Any) -> None:
-        if value is None:
-            raise ValidationError(
-                f"table {self.name!r}: One or more parameter values were invalid: "
-                f"Missing the key {attr} in the item"
-            )
-        actual = type_name(value)
-        if actual != typ:
-            raise ValidationError(
-                f"table {self.name!r}: One or more parameter values were invalid: Type mismatch "
-                f"for key {attr} expected: {typ} actual: {actual}"
-            )
-        if typ in ("S", "B") and len(value) == 0:
-            raise ValidationError(
-                f"table {self.name!r}: One or more parameter values are not valid. The "
-                f"AttributeValue for a key attribute cannot contain an empty string value. Key: {attr}"
-            )
-
-    def _key_arg(self, key: Any, what: str = "key") -> dict[str, Any]:
-        """A caller's key, normalised; anything but a mapping with string names is refused here,
-        before it can fail as a built-in error further in."""
-        if not isinstance(key, Mapping):
-            raise ValidationError(
-                f"table {self.name!r}: {what} must be a dict like "
-                f"{{{self.pk_name!r}: ...}}, got {type(key).__name__}"
-            )
-        return normalize_item(dict(key))
-
-    def _item_arg(self, item: Any) -> dict[str, Any]:
-        if not isinstance(item, Mapping):
-            raise ValidationError(f"table {self.name!r}: item must be a dict, got {type(item).__name__}")
-        return normalize_item(dict(item))
-
-    def key_of(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        key = {self.pk_name: item.get(self.pk_name)}
-        if self.sk_name:
-            key[self.sk_name] = item.get(self.sk_name)
-        return key
-
-    def _encode_key(self, key: Mapping[str, Any]) -> tuple[bytes, bytes]:
-        if not isinstance(key, Mapping):
-            raise ValidationError(f"table {self.name!r}: key must be a dict, got {type(key).__name__}")
-        extra = set(key) - set(self.key_attributes)
-        if extra:
-            raise ValidationError(
-                f"table {self.name!r}: The provided key element does not match the schema: "
-                f"unexpected attribute(s) {sorted(extra)}; the key is {list(self.key_attributes)}"
-            )
-        pv = normalize(key.get(self.pk_name))
-        self._check_key_value(self.pk_name, self.pk_type, pv)
-        skb = b""
-        if self.sk_name:
-            sv = normalize(key.get(self.sk_name))
-            assert self.sk_type is not None
-            self._check_key_value(self.sk_name, self.sk_type, sv)
-            skb = sort_key_bytes(sv)
-        return sort_key_bytes(pv), skb
-
-    def _encode_normalized_key(self, item: Mapping[str, Any]) -> tuple[bytes, bytes]:
-        """Key bytes of an item that ``normalize`` has already walked (a put's new item)."""
-        pv = item.get(self.pk_name)
-        if type(pv) is not str or not pv or self.pk_type != "S":
-            self._check_key_value(self.pk_name, self.pk_type, pv)
-        skb = b""
-        if self.sk_name:
-            sv = item.get(self.sk_name)
-            assert self.sk_type is not None
-            self._check_key_value(self.sk_name, self.sk_type, sv)
-            skb = sort_key_bytes(sv)
-        return sort_key_bytes(pv), skb
-
-    @staticmethod
-    def _encode(item: Mapping[str, Any]) -> bytes:
-        return dump_avs(serialize_item(item))  # type: ignore[arg-type]
-
-    @staticmethod
-    def _decode(raw: bytes | None) -> dict[str, Any] | None:
-        return None if raw is None else deserialize_item(load_avs(raw))
-
-    def _encode_sized(self, item: dict[str, Any]) -> tuple[bytes, int, dict[str, Any]]:
-        """The stored bytes, DynamoDB size and attribute values of an item, from one walk;
-        refuses over 400 KB. The attribute values give the change record its keys."""
-        avs, size = encode_item(item)
-        self._refuse_size(size)
-        return dump_avs(avs), size, avs
-
-    def _check_size(self, item: Mapping[str, Any]) -> int:
-        size = item_size(item)  # type: ignore[arg-type]
-        self._refuse_size(size)
-        return size
-
-    def _refuse_size(self, size: int) -> None:
-        if size > MAX_ITEM_BYTES:
-            raise SizeLimitExceeded(
-                f"table {self.name!r}: Item size has exceeded the maximum allowed size: "
-                f"{size} bytes > 400 KB; store large values in the lake and keep their key"
-            )
+    # -- keys and item checks: KeySchema (table_items.py); transaction actions: TableActions
 
     # -- change stream
     def _emit(
@@ -291,9 +156,7 @@ class Table:
         new_avs: dict[str, Any] | None = None,
     ) -> None:
         """Append the change record. The images are the stored DynamoDB JSON, spliced in as
-        bytes: serialising an item again for its stream record would double the cost of a write.
-        (Storing the whole DynamoDB Streams record instead, ready for the handler, was tried:
-        the parse saved in the poller cost less than the 60 % larger rows cost to store.)"""
+        bytes: serialising an item again for its stream record would double the cost of a write."""
         event = b"INSERT" if old is None else (b"REMOVE" if new is None else b"MODIFY")
         pk_name = self.pk_name
         if new_avs is not None:
@@ -651,61 +514,6 @@ class Table:
     def count(self) -> int:
         return sum(1 for _ in self.items())
 
-    # -- transaction actions
-    def tx_put(
-        self,
-        item: Mapping[str, Any],
-        *,
-        condition: str | None = None,
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
-    ) -> Action:
-        new = self._item_arg(item)
-        return Action(
-            self, "Put", self.key_of(new), item=new, condition=condition, names=names, values=values
-        )
-
-    def tx_update(
-        self,
-        key: Mapping[str, Any],
-        update: str,
-        *,
-        condition: str | None = None,
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
-    ) -> Action:
-        return Action(
-            self,
-            "Update",
-            self._key_arg(key),
-            update=update,
-            condition=condition,
-            names=names,
-            values=values,
-        )
-
-    def tx_delete(
-        self,
-        key: Mapping[str, Any],
-        *,
-        condition: str | None = None,
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
-    ) -> Action:
-        return Action(self, "Delete", self._key_arg(key), condition=condition, names=names, values=values)
-
-    def tx_check(
-        self,
-        key: Mapping[str, Any],
-        condition: str,
-        *,
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
-    ) -> Action:
-        return Action(
-            self, "ConditionCheck", self._key_arg(key), condition=condition, names=names, values=values
-        )
-
     def __repr__(self) -> str:
         return f"Table({self.name!r}, key={self.pk_name!r}, sort_key={self.sk_name!r})"
 
@@ -726,25 +534,6 @@ def _item_scan(
     txn: ItemTxn, *, table: str, after: tuple[bytes, bytes] | None, limit: int
 ) -> list[tuple[bytes, bytes, bytes]]:
     return txn.item_scan(table, after=after, limit=limit)
-
-
-def _store(txn: ItemTxn, table: str, pkb: bytes, skb: bytes, raw: bytes, *, created: bool) -> None:
-    """Write an item computed from its old version. One computed from its absence must not
-    overwrite a row a concurrent writer created meanwhile (a read of a missing row locks
-    nothing on PostgreSQL): the transaction is run again to compute from that row."""
-    if not created:
-        txn.item_put(table, pkb, skb, raw)
-    elif not txn.item_insert(table, pkb, skb, raw):
-        raise RetryTransaction(f"item of {table!r} created concurrently")
-
-
-def _encodable(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (a lone surrogate is not, and no store can keep it)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_limit(limit: Any) -> None:
@@ -773,148 +562,3 @@ def _returned(
     # UPDATED_*: the paths the expression names, not whole top-level attributes.
     src = old if mode == "UPDATED_OLD" else new
     return project(src, updated_paths(update, names, old)) if src else {}
-
-
-def _fingerprint(actions: Sequence[Action]) -> str:
-    """The request a token stands for, type-exact: every value in DynamoDB JSON (``{"B": ...}``
-    is not ``{"S": ...}``, ``{"N": "1"}`` is not ``{"S": "1"}``), numbers and sets in their
-    canonical text and order, maps by sorted key. Two requests DynamoDB would call the same
-    get the same fingerprint, and any other request a different one, so a token reused for
-    another request is refused instead of silently skipped."""
-    doc = [
-        [
-            a.table.name,
-            a.kind,
-            _tagged(a.key, "key"),
-            None if a.item is None else _tagged(a.item, "item"),
-            a.update,
-            a.condition,
-            _names(a.names),
-            None if a.values is None else _tagged(a.values, "values"),
-        ]
-        for a in actions
-    ]
-    text = json.dumps(doc, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _names(names: Mapping[str, str] | None) -> dict[str, str] | None:
-    if names is not None and (
-        not isinstance(names, Mapping) or not all(type(k) is str and type(v) is str for k, v in names.items())
-    ):
-        raise ValidationError("names must be a dict of #placeholder -> attribute name, all strings")
-    return None if names is None else dict(names)
-
-
-def _tagged(values: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """A map of values as DynamoDB JSON, normalised first (an ``int`` and the ``Decimal`` it
-    equals are one number); a value DynamoDB cannot hold is a ValidationError naming it."""
-    if not isinstance(values, Mapping):
-        raise ValidationError(f"{what} must be a dict, got {type(values).__name__}")
-    return {str(k): to_dynamo(normalize(v, f"{what} {k}")) for k, v in values.items()}
-
-
-def transact(env: Env, actions: Sequence[Action], token: str | None = None) -> None:
-    """TransactWriteItems: all actions or none, with an idempotency token kept 10 minutes."""
-    if not isinstance(actions, Sequence) or not 1 <= len(actions) <= MAX_TRANSACT_ACTIONS:
-        raise ValidationError(
-            f"transact takes 1-{MAX_TRANSACT_ACTIONS} actions, got "
-            f"{len(actions) if isinstance(actions, Sequence) else show(actions)}"
-        )
-    if token is not None and (
-        not isinstance(token, str) or not 1 <= len(token) <= 36 or not _encodable(token) or "\x00" in token
-    ):
-        raise ValidationError(
-            f"token must be a string of 1-36 valid Unicode characters other than NUL, got {show(token)}"
-        )
-    seen: set[tuple[str, bytes, bytes]] = set()
-    encoded = []
-    for i, a in enumerate(actions):
-        if not isinstance(a, Action):
-            raise ValidationError(f"action {i} is not built by table.tx_put/tx_update/tx_delete/tx_check")
-        if a.table.env.state is not env.state:
-            raise ValidationError(f"action {i}: table {a.table.name!r} belongs to another state backend")
-        validate_placeholders([a.update, a.condition], a.names, a.values, ["update", "condition"])
-        pkb, skb = a.table._encode_key(a.key)
-        if a.item is not None:
-            a.table._check_size(a.item)
-        ident = (a.table.name, pkb, skb)
-        if ident in seen:
-            raise ValidationError(
-                "Transaction request cannot include multiple operations on one item "
-                f"(action {i}, table {a.table.name!r}, key {a.key})"
-            )
-        seen.add(ident)
-        encoded.append((a, pkb, skb))
-    fingerprint = _fingerprint(actions) if token is not None else ""
-
-    def run(txn: StateTxn) -> bool:
-        now = env.clock.time()
-        raw = None
-        if token is not None:
-            raw = txn.kv_get("txtoken", token, lock=True)
-            if raw is not None:
-                prev = json.loads(raw)
-                if prev["exp"] > now:
-                    if prev["h"] != fingerprint:
-                        raise IdempotentParameterMismatch(
-                            f"token {token!r} was used within the last 10 minutes for a different transaction"
-                        )
-                    return False
-        olds = []
-        reasons = []
-        failed = False
-        for a, pkb, skb in encoded:
-            old = a.table._decode(txn.item_get(a.table.name, pkb, skb, lock=True))
-            olds.append(old)
-            ok = a.condition is None or check_condition(a.condition, old, a.names, a.values)
-            if ok:
-                reasons.append(CancellationReason(None))
-            else:
-                failed = True
-                reasons.append(
-                    CancellationReason("ConditionalCheckFailed", "The conditional request failed", old)
-                )
-        if failed:
-            raise TransactionCanceled(reasons)
-        news: list[dict[str, Any] | None] = []
-        for (a, _, _), old in zip(encoded, olds, strict=True):
-            if a.kind == "Put":
-                news.append(a.item)
-            elif a.kind == "Update":
-                assert a.update is not None
-                base = dict(old) if old is not None else dict(a.key)
-                new = apply_update(
-                    a.update,
-                    base,
-                    a.names,
-                    a.values,
-                    key_attributes=a.table.key_attributes,
-                    item_exists=old is not None,
-                )
-                a.table._check_size(new)
-                news.append(new)
-            elif a.kind == "Delete":
-                news.append(None)
-            else:
-                news.append(old)
-        for (a, pkb, skb), old, written in zip(encoded, olds, news, strict=True):
-            if a.kind == "ConditionCheck":
-                continue
-            if written is None:
-                if old is not None:
-                    txn.item_delete(a.table.name, pkb, skb)
-            else:
-                _store(txn, a.table.name, pkb, skb, a.table._encode(written), created=old is None)
-            if a.table.stream_view is not None and old != written:
-                a.table._emit(txn, old, written)
-        if token is not None:
-            doc = json.dumps({"h": fingerprint, "exp": now + TOKEN_TTL_S})
-            if raw is not None:
-                txn.kv_put("txtoken", token, doc)  # an expired token, locked above
-            elif not txn.kv_insert("txtoken", token, doc):
-                # A concurrent request with this token committed first: decide again from it.
-                raise RetryTransaction(f"token {token!r} used concurrently")
-        return True
-
-    env.state.transaction(run)
