@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
-    from ..backends.objects import ObjectStore
     from ..config import Settings
     from ..ports.log import LogStore
+    from ..ports.objects import ObjectStore
     from ..ports.state import StateBackend
 
 

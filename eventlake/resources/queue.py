@@ -34,7 +34,10 @@ from .queue_messages import (
     _encode_attrs,
     _seconds,
 )
-from .queue_results import Message, SendBatchResult, SendFailure, SendResult
+from .queue_results import Message as Message
+from .queue_results import SendBatchResult as SendBatchResult
+from .queue_results import SendFailure as SendFailure
+from .queue_results import SendResult as SendResult
 from .stream import show
 
 MAX_MESSAGE_BYTES = 256 * 1024

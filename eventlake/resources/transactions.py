@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import (
     CancellationReason,
@@ -21,23 +21,37 @@ from ..errors import (
     ValidationError,
 )
 from ..expressions import apply_update, check_condition, normalize, to_dynamo, validate_placeholders
+from ..ports.items import ItemTxn
 from ..ports.state import RetryTransaction, StateTxn
 from .env import Env
 from .stream import show
 from .table_items import KeySchema, _store
 
-if TYPE_CHECKING:
-    from .table import Table
-
 MAX_TRANSACT_ACTIONS = 100
 TOKEN_TTL_S = 600.0
+
+
+class TxTable(Protocol):
+    """What a transaction needs of a table: its key schema and codecs, where it lives, and its
+    change stream. A Protocol, so that this module does not import the Table that imports it."""
+
+    env: Env
+    name: str
+    stream_view: str | None
+    key_attributes: tuple[str, ...]
+
+    def _encode_key(self, key: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
+    def _check_size(self, item: Mapping[str, Any]) -> int: ...
+    def _encode(self, item: Mapping[str, Any]) -> bytes: ...
+    def _decode(self, raw: bytes | None) -> dict[str, Any] | None: ...
+    def _emit(self, txn: ItemTxn, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None: ...
 
 
 @dataclass
 class Action:
     """One action of :meth:`App.transact` (build them with ``table.tx_put`` and friends)."""
 
-    table: Table
+    table: TxTable
     kind: str  # Put | Update | Delete | ConditionCheck
     key: dict[str, Any]
     item: dict[str, Any] | None = None
