@@ -349,7 +349,7 @@ def prepare_item(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], 
     value changes form (an int becomes a Decimal). Anything unusual - a float, bytes, a
     set, a Decimal with an exponent, a value that is wrong - sends the whole item down the
     careful path (:func:`normalize`, then :func:`encode_item`), which is the reference and
-    names the first error by its path. ``tests/test_expressions.py`` checks both agree."""
+    names the first error by its path. ``tests/expressions/test_expressions.py`` checks both agree."""
     if type(item) is not dict:
         raise ValidationError(f"an item must be a dict, got {type(item).__name__}")
     if "" in item:  # the fast walks below take an empty name for their list wrapper's

@@ -1,6 +1,6 @@
 """The object-store port: what the lake needs of a store (S3's object model, cut down).
 
-The contract every store keeps, checked by ``tests/test_object_stores.py`` on each of them:
+The contract every store keeps, checked by ``tests/backends/test_object_stores.py`` on each of them:
 
 * **Keys** are what :func:`check_key` accepts: non-empty UTF-8 text of at most 1,024 bytes, no
   NUL, segments split on ``/`` that are neither empty, ``.`` nor ``..``, no leading or trailing

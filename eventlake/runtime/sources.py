@@ -103,7 +103,7 @@ class TableStreamSource(Source):
     def event(self, env: Env, fn: str, shard: int, rows: Sequence[LogRow]) -> dict[str, Any]:
         # Built here rather than through a generic builder: the images are stored already in
         # DynamoDB JSON, and decoding them only to encode them again would double the cost of
-        # the hottest path of table-stream pipelines. tests/test_events_shapes.py checks the
+        # the hottest path of table-stream pipelines. tests/events/test_event_shapes.py checks the
         # result against the Powertools model.
         arn = self.arn
         region = env.settings.region
