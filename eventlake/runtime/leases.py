@@ -35,6 +35,11 @@ class Leases:
         self.owner = owner
         self.ttl = ttl_s
         self._held: dict[str, float] = {}
+        # A lease's term changes whenever this worker takes it from someone else or after
+        # giving it up (not when it renews it, nor when it takes back its own expired lease
+        # nobody took): whatever it remembered of the shard before may have moved since.
+        self._terms: dict[str, int] = {}
+        self._next_term = 1
         self._lock = threading.Lock()
 
     def holds(self, name: str) -> bool:
@@ -47,8 +52,13 @@ class Leases:
         with self._lock:
             return [n for n, e in self._held.items() if e > now]
 
+    def term(self, name: str) -> int:
+        """Which holding of ``name`` this is (0: never held): state kept about the shard under
+        one term must be reloaded under another, since another worker may have moved it on."""
+        return self._terms.get(name, 0)
+
     def try_acquire(self, name: str) -> bool:
-        def run(txn: KvTxn) -> float | None:
+        def run(txn: KvTxn) -> tuple[float, bool] | None:
             now = self.env.clock.time()
             exp = now + self.ttl
             doc = orjson.dumps({"owner": self.owner, "exp": exp}).decode()
@@ -56,19 +66,23 @@ class Leases:
             if raw is None:
                 # No row to lock yet: insert-if-absent decides between racing workers (an
                 # upsert here would let both believe they won).
-                return exp if txn.kv_insert(self.NS, name, doc) else None
+                return (exp, True) if txn.kv_insert(self.NS, name, doc) else None
             cur = orjson.loads(raw)
             if cur["owner"] != self.owner and cur["exp"] > now:
                 return None
             txn.kv_put(self.NS, name, doc)
-            return exp
+            return exp, cur["owner"] != self.owner
 
-        exp = self.env.state.transaction(run)
+        got = self.env.state.transaction(run)
         with self._lock:
-            if exp is None:
+            if got is None:
                 self._held.pop(name, None)
                 return False
+            exp, taken = got
             self._held[name] = exp
+            if taken:
+                self._terms[name] = self._next_term
+                self._next_term += 1
         return True
 
     def renew_all(self) -> None:
@@ -89,8 +103,10 @@ class Leases:
         for name in list(self._held):
             self.release(name)
 
-    def check(self, txn: KvTxn, name: str) -> None:
-        """Inside a transaction: fail unless this worker still holds ``name``."""
+    def check(self, txn: KvTxn, name: str, term: int | None = None) -> None:
+        """Inside a transaction: fail unless this worker still holds ``name`` (and, given a
+        ``term``, has held it without a break since that term began). The row stays locked
+        until the commit, so the term cannot change before it either."""
         raw = txn.kv_get(self.NS, name, lock=True)
         now = self.env.clock.time()
         if raw is None:
@@ -100,6 +116,8 @@ class Leases:
             with self._lock:
                 self._held.pop(name, None)
             raise LeaseLost(f"lease {name} is held by {cur['owner']}, not {self.owner}")
+        if term is not None and self._terms.get(name, 0) != term:
+            raise LeaseLost(f"lease {name} was lost and taken again by {self.owner} since term {term}")
 
     # -- workers, for fair shares
     def heartbeat(self) -> None:

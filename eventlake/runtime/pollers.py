@@ -86,6 +86,7 @@ class StreamPoller(PullTrigger):
         self.not_before = 0.0
         self.wake_names = (source.log,)
         self._ck: int | None = None  # authoritative while the lease is held
+        self._term = 0  # the lease's term when _ck was loaded (see Leases.term)
         self._pending_ck: int | None = None
         self._full = False
         self._inflight: int | None = None
@@ -131,12 +132,13 @@ class StreamPoller(PullTrigger):
 
     def _checkpoint(self) -> int:
         if self._ck is None:
+            self._term = self.leases.term(self.name)
             self._ck, self._inflight = self._load()
         return self._ck
 
     def _mark_inflight(self, end: int) -> None:
         def run(txn: StateTxn) -> None:
-            self.leases.check(txn, self.name)
+            self.leases.check(txn, self.name, self._term)
             txn.kv_put("ckpt", self.name, f"{self._ck}:{end}")
 
         self.env.state.transaction(run)
@@ -144,7 +146,7 @@ class StreamPoller(PullTrigger):
 
     def _commit(self, txn: KvTxn, seq: int, *, lease_checked: bool = False) -> None:
         if not lease_checked:  # an atomic invocation checked it first in this transaction
-            self.leases.check(txn, self.name)
+            self.leases.check(txn, self.name, self._term)
         end = self._inflight if self._inflight is not None and self._inflight > seq else None
         txn.kv_put("ckpt", self.name, f"{seq}:{end}" if end else str(seq))
         # Only remembered once the transaction commits; a rollback must not move it.
@@ -227,6 +229,13 @@ class StreamPoller(PullTrigger):
             self._ck = None
             self._ahead = None
             return PollResult(False, None)
+        if self._ck is not None and self._term != self.leases.term(self.name):
+            # The lease lapsed and this worker's keeper took it back before this poller saw
+            # it lapse: another worker may have moved the shard on meanwhile (its checkpoint,
+            # its batch in flight), so what is kept here is stale.
+            self.segments = []
+            self._ck = None
+            self._ahead = None
         now = self.env.clock.time()
         if not self.segments:
             ck = self._checkpoint()
@@ -298,7 +307,7 @@ class StreamPoller(PullTrigger):
                 # An atomic invocation runs inside its transaction: checking the lease first
                 # holds it (SQLite's write lock, PostgreSQL's row lock) until the commit, so a
                 # worker that lost its shard never runs the handler for it.
-                self.leases.check(txn, self.name)
+                self.leases.check(txn, self.name, self._term)
             resp = self.invoker.invoke(self.fn, event, inline=txn is not None, records=len(seg.rows))
             idx, reason = (None, None)
             if self.m.report_batch_item_failures:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from eventlake import App, ManualClock
 from eventlake.runtime.leases import LeaseLost, Leases
 
@@ -68,3 +70,45 @@ def test_an_atomic_handler_never_runs_on_a_shard_whose_lease_was_taken(app_facto
     assert rt.leases.holds(poller.name)  # this worker has not noticed yet
     poller.poll_once()
     assert calls == [] and not rt.leases.holds(poller.name)
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "plain"])
+def test_a_worker_that_takes_its_lease_back_does_not_redo_what_another_worker_did_meanwhile(
+    app_factory, atomic: bool
+) -> None:
+    """A worker paused past its lease (a loaded machine) whose keeper takes the lease back
+    before its poller has seen it lapse: meanwhile another worker took the shard, processed
+    r2, committed, and gave it back. The first worker's checkpoint in memory is stale; it must
+    reload it, not process r2 again (twice, for an atomic function: exactly-once broken)."""
+    clock = ManualClock()
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+
+    def worker(who: str):
+        app = app_factory(f"worker-{who}", clock=clock, lease_ttl_s=10)
+        s = app.stream("in")
+
+        @app.on_stream(s, atomic=atomic)
+        def fn(event, context):
+            seen[who].extend(r["kinesis"]["partitionKey"] for r in event["Records"])
+
+        rt = app.runtime()
+        return s, rt.leases, rt.triggers[0]
+
+    s, a_leases, a = worker("a")
+    _, b_leases, b = worker("b")
+    assert a.name == b.name
+    s.put("x", "r1")
+    assert a_leases.try_acquire(a.name)
+    a.poll_once()
+    clock.advance(11)  # a is paused past its lease
+    assert b_leases.try_acquire(b.name)
+    s.put("x", "r2")
+    b.poll_once()
+    b_leases.release(b.name)  # b gives the shard back (a fair share; or b died and it expired)
+    assert a_leases.try_acquire(a.name)  # a's keeper, before a's poller looks
+    a.poll_once()
+    a.poll_once()
+    assert seen == {"a": ["r1"], "b": ["r2"]}
+    s.put("x", "r3")
+    a.poll_once()
+    assert seen == {"a": ["r1", "r3"], "b": ["r2"]}
