@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 
 class Source:
-    kind = ""
     log = ""
     shards = 1
     failure_kind = "async"  # "kinesis" | "dynamodb" | "async"
@@ -45,7 +44,6 @@ class Source:
 
 
 class KinesisSource(Source):
-    kind = "kinesis"
     failure_kind = "kinesis"
 
     def __init__(self, stream: Stream) -> None:
@@ -84,7 +82,6 @@ class RawStreamSource(KinesisSource):
 
 
 class TableStreamSource(Source):
-    kind = "dynamodb"
     failure_kind = "dynamodb"
 
     def __init__(self, table: Table) -> None:
@@ -142,8 +139,6 @@ class TableStreamSource(Source):
 
 
 class ObjectSource(Source):
-    kind = "s3"
-
     def __init__(self, lake: Lake, prefix: str, suffix: str, events: Sequence[str]) -> None:
         from ..resources.lake import EVENTS_LOG
 
@@ -191,8 +186,6 @@ class ObjectSource(Source):
 
 
 class ScheduleSource(Source):
-    kind = "schedule"
-
     def __init__(self, fn_name: str, expression: str) -> None:
         self.log = f"schedule:{fn_name}"
         self.rule = f"{fn_name}-schedule"
