@@ -66,8 +66,6 @@ _FUNCTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class Delivery:
     """``app.delivery(...)``: a stream delivered into the lake (Kinesis Data Firehose)."""
 
-    kind = "delivery"
-
     def __init__(
         self,
         env: Env,
