@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..errors import (
     CancellationReason,
@@ -66,6 +66,10 @@ class TableActions(KeySchema):
     """The actions a table builds for :func:`transact`, checked as its own writes are.
     Only :class:`~eventlake.resources.table.Table` derives from it, so ``self`` is a Table."""
 
+    def _action(self, kind: str, key: dict[str, Any], **fields: Any) -> Action:
+        # Only a Table derives from this class, and a Table is a TxTable.
+        return Action(cast(TxTable, self), kind, key, **fields)
+
     def tx_put(
         self,
         item: Mapping[str, Any],
@@ -75,8 +79,7 @@ class TableActions(KeySchema):
         values: dict[str, Any] | None = None,
     ) -> Action:
         new = self._item_arg(item)
-        return Action(
-            self,  # type: ignore[arg-type]
+        return self._action(
             "Put",
             self.key_of(new),
             item=new,
@@ -94,8 +97,7 @@ class TableActions(KeySchema):
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> Action:
-        return Action(
-            self,  # type: ignore[arg-type]
+        return self._action(
             "Update",
             self._key_arg(key),
             update=update,
@@ -112,8 +114,7 @@ class TableActions(KeySchema):
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> Action:
-        return Action(
-            self,  # type: ignore[arg-type]
+        return self._action(
             "Delete",
             self._key_arg(key),
             condition=condition,
@@ -129,8 +130,7 @@ class TableActions(KeySchema):
         names: dict[str, str] | None = None,
         values: dict[str, Any] | None = None,
     ) -> Action:
-        return Action(
-            self,  # type: ignore[arg-type]
+        return self._action(
             "ConditionCheck",
             self._key_arg(key),
             condition=condition,
